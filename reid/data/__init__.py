@@ -1,0 +1,1 @@
+"""Data layer: dataset readers, validation, sampling, clip datasets, augmentation, synthetic data, noise."""
