@@ -62,6 +62,9 @@ class VideoReIDData:
     num_train_ids: int
     # training label -> original pid, so reports and noise manifests can name real ids
     label_to_pid: dict[int, int] = field(default_factory=dict)
+    # report of frames dropped under the corrupt-frame policy ``skip`` (None when nothing was
+    # scanned); see ``reid.data.frames``
+    frame_issues: object | None = None
 
     def summary(self) -> dict:
         def frames(ts: list[Tracklet]) -> int:

@@ -1,1 +1,25 @@
+"""Training engine: typed configs, the trainer loop with hooks, checkpoints, distributed helpers.
 
+    from reid.engine import load_config, train
+    cfg = load_config("configs/default.yaml", ["optim.lr=0.001", "train.epochs=5"])
+    final = train(cfg)          # the content of <output_dir>/final.json
+
+See ``reid.engine.trainer`` for the loop and its hooks, ``reid.engine.config`` for the schema.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reid.engine.config import Config, ConfigError, load_config
+
+
+def train(cfg: Config, hooks: list | tuple = (), resume: str | Path | None = None) -> dict:
+    """Train ``cfg`` (optionally continuing from ``resume``: a run folder or checkpoint file) and
+    return the final report (also written to ``<output_dir>/final.json``)."""
+    from reid.engine.trainer import Trainer
+
+    return Trainer(cfg, hooks=hooks, resume=resume).fit()
+
+
+__all__ = ["Config", "ConfigError", "load_config", "train"]

@@ -1,0 +1,99 @@
+"""Run records: ``train.log`` (python logging), ``metrics.jsonl`` and TensorBoard events.
+
+``metrics.jsonl`` holds one JSON object per line with a ``type``:
+
+* ``train``: ``epoch``, ``step`` (global optimiser step), ``lr``, ``loss``, ``id_loss``,
+  ``metric_loss``, ``clips_per_s`` and the id loss's float ``last_stats`` prefixed ``id/``;
+* ``eval``: ``epoch``, ``step``, the retrieval report (``protocol``, ``metric``, ``mAP``,
+  ``rank1`` ...) plus whatever hooks' ``on_evaluate`` returned;
+* ``event``: ``message`` (skipped non-finite steps, stop, resume).
+
+Only rank 0 writes; other ranks get a logger that prints warnings only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+LOGGER_NAME = "reid.train"
+
+
+def setup_logging(output_dir: Path | None, is_main: bool) -> logging.Logger:
+    """Console (stdout) + ``train.log`` for rank 0; warnings only for other ranks."""
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.setLevel(logging.INFO if is_main else logging.WARNING)
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(fmt)
+    logger.addHandler(console)
+    if is_main and output_dir is not None:
+        file_handler = logging.FileHandler(output_dir / "train.log")
+        file_handler.setFormatter(fmt)
+        logger.addHandler(file_handler)
+    return logger
+
+
+def close_logging() -> None:
+    logger = logging.getLogger(LOGGER_NAME)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe scalar: tensors/numpy to float, non-finite floats to strings (JSON has no NaN)."""
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+class MetricsWriter:
+    """Appends records to ``metrics.jsonl`` and mirrors numeric fields to TensorBoard."""
+
+    def __init__(self, output_dir: Path | None, enabled: bool) -> None:
+        self.enabled = enabled and output_dir is not None
+        self._jsonl = None
+        self._tb = None
+        if not self.enabled:
+            return
+        self._jsonl = open(output_dir / "metrics.jsonl", "a", buffering=1)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(log_dir=str(output_dir / "tensorboard"))
+        except ImportError:  # tensorboard is a declared dependency; keep training without it
+            logging.getLogger(LOGGER_NAME).warning("tensorboard not installed: no TensorBoard events")
+
+    def write(self, record_type: str, step: int, **fields: Any) -> None:
+        if not self.enabled:
+            return
+        record = {"type": record_type, "step": step, **{k: _plain(v) for k, v in fields.items()}}
+        self._jsonl.write(json.dumps(record) + "\n")
+        if self._tb is not None:
+            for key, value in record.items():
+                if key in ("type", "step", "epoch"):
+                    continue
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    self._tb.add_scalar(f"{record_type}/{key}", value, step)
+
+    def close(self) -> None:
+        if self._jsonl is not None:
+            self._jsonl.close()
+            self._jsonl = None
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+
+
+__all__ = ["LOGGER_NAME", "setup_logging", "close_logging", "MetricsWriter"]

@@ -1,0 +1,194 @@
+"""Label correction losses: ProSelfLC and the baselines of the same family (label smoothing,
+confidence penalty, soft bootstrapping). All are plain ``nn.Module``s called ``loss(logits,
+labels)`` that return the batch mean and set ``last_stats``.
+
+For logging, ``w`` in ``last_stats`` is what METHODS.md §1 calls an example's weight: the L1
+norm of its logit gradient (before the 1/N of the mean), computed in closed form.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reid.losses._common import make_stats
+from reid.weighting import get_scheme, weighted_cross_entropy
+
+
+def _compute(logits: torch.Tensor) -> torch.Tensor:
+    # float32 even under autocast (fp16/bf16 log-softmax loses the small probabilities); float64 kept.
+    return logits if logits.dtype == torch.float64 else _compute(logits)
+
+
+def _check(logits: torch.Tensor, labels: torch.Tensor, who: str) -> None:
+    if logits.ndim != 2 or labels.ndim != 1 or labels.shape[0] != logits.shape[0]:
+        raise ValueError(f"{who}: expected logits [N, C] and labels [N]; got {tuple(logits.shape)} "
+                         f"and {tuple(labels.shape)}")
+
+
+class ProSelfLCLoss(nn.Module):
+    """ProSelfLC: progressive self label correction (Wang et al., CVPR 2021; METHODS.md §2).
+
+    Target ``q~_i = (1 - eps_i) q_i + eps_i p_i``, ``eps_i = g(t) * l(p_i)`` with
+    global trust ``g(t) = 1 / (1 + exp(-B (t / Gamma - transit)))`` (``t`` the iteration,
+    ``Gamma`` the total iterations; ``transit`` is the paper's ``r``: the fraction of training at
+    which ``g`` reaches 1/2) and local trust ``l(p) = 1 - H(p) / log C``. Loss
+    ``H(q~, p) = -sum_j q~_j log p_j``, averaged over the batch.
+
+    ``detach_target=True`` (default, the later release's "cross entropy" mode): ``q~`` is a
+    constant, so the logit gradient is ``p - q~ = (1 - eps_i) (p_i - q_i)``: CCE's direction
+    with magnitude ``2 (1 - eps_i)(1 - p_i)``. ``detach_target=False`` lets the gradient flow
+    through ``p`` and ``eps`` in the target.
+
+    ``scheme`` (optional, needs ``detach_target=True``): combine with example weighting, i.e.
+    gradient ``(1 - eps_i) w(p_i) / (2 (1 - p_i)) (p_i - q_i) / Z`` through the core
+    (:func:`reid.weighting.weighted_cross_entropy` with ``example_factor = 1 - eps_i``); the
+    forward value is then the weighted CE of the core, not ``H(q~, p)``.
+
+    Call :meth:`set_progress` every iteration (or epoch): without it ``t = 0`` and ProSelfLC is
+    CE with a small correction ``g(0) = 1 / (1 + exp(B * transit))``.
+    """
+
+    def __init__(self, num_classes: int, B: float = 10.0, transit: float = 0.5, detach_target: bool = True,
+                 scheme=None, normalize: str = "sum", **scheme_params: float) -> None:
+        super().__init__()
+        if num_classes < 2:
+            raise ValueError(f"ProSelfLCLoss: num_classes={num_classes} must be >= 2")
+        if B <= 0:
+            raise ValueError(f"ProSelfLCLoss: B={B} must be > 0 (paper: 8..16; 10 on clean data)")
+        if not 0.0 <= transit <= 1.0:
+            raise ValueError(f"ProSelfLCLoss: transit={transit} must be in [0, 1] (paper's r = 0.5)")
+        if scheme is not None and not detach_target:
+            raise ValueError("ProSelfLCLoss: scheme=... needs detach_target=True (the weighting core sets the "
+                             "gradient of a fixed target)")
+        self.num_classes = int(num_classes)
+        self.B = float(B)
+        self.transit = float(transit)
+        self.detach_target = bool(detach_target)
+        self.scheme = None if scheme is None else get_scheme(scheme, **scheme_params)
+        if scheme is None and scheme_params:
+            raise ValueError(f"ProSelfLCLoss: scheme parameters {sorted(scheme_params)} given without scheme=")
+        self.normalize = normalize
+        self.progress = 0.0
+        self.last_stats: dict = {}
+
+    def set_progress(self, iteration: int, total_iterations: int) -> None:
+        """Tell the loss where training is: ``t / Gamma = iteration / total_iterations``."""
+        if total_iterations <= 0 or iteration < 0:
+            raise ValueError(f"ProSelfLCLoss.set_progress: need 0 <= iteration and total_iterations > 0; "
+                             f"got {iteration}, {total_iterations}")
+        self.progress = min(float(iteration) / float(total_iterations), 1.0)
+
+    def global_trust(self) -> float:
+        """``g(t) = 1 / (1 + exp(-B (t/Gamma - transit)))``."""
+        return 1.0 / (1.0 + math.exp(-self.B * (self.progress - self.transit)))
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        _check(logits, labels, "ProSelfLCLoss")
+        if logits.shape[1] != self.num_classes:
+            raise ValueError(f"ProSelfLCLoss: built for {self.num_classes} classes, logits have {logits.shape[1]}")
+        log_probs = F.log_softmax(_compute(logits), dim=1)
+        probs = log_probs.exp()
+        entropy = -(probs * log_probs).sum(dim=1)
+        g = self.global_trust()
+        local = 1.0 - entropy / math.log(self.num_classes)
+        eps = g * local
+        onehot = F.one_hot(labels, self.num_classes).to(probs.dtype)
+        p_true = probs.gather(1, labels[:, None]).squeeze(1)
+        if self.scheme is not None:
+            out = weighted_cross_entropy(logits, labels, self.scheme, self.normalize,
+                                         example_factor=(1.0 - eps).detach())
+            loss = out.loss
+            w = out.weights.w
+        else:
+            if self.detach_target:
+                target = ((1.0 - eps[:, None]) * onehot + eps[:, None] * probs).detach()
+            else:
+                target = (1.0 - eps[:, None]) * onehot + eps[:, None] * probs
+            loss = -(target * log_probs).sum(dim=1).mean()
+            # detached target: |grad|_1 = (1 - eps) * 2 (1 - p); otherwise not closed-form.
+            w = (1.0 - eps) * 2.0 * (1.0 - p_true) if self.detach_target else None
+        self.last_stats = make_stats(p_true, w, loss=float(loss.detach()), global_trust=g,
+                                     eps_mean=float(eps.detach().mean()))
+        self.last_stats["eps"] = eps.detach()
+        return loss
+
+
+class LabelSmoothingLoss(nn.Module):
+    """Label smoothing (Szegedy et al. 2016): target ``(1 - eps) q + eps / C``;
+    ``F.cross_entropy(label_smoothing=eps)``. ``w_i = ||p_i - q~_i||_1``."""
+
+    def __init__(self, eps: float = 0.1) -> None:
+        super().__init__()
+        if not 0.0 <= eps < 1.0:
+            raise ValueError(f"LabelSmoothingLoss: eps={eps} must be in [0, 1)")
+        self.eps = float(eps)
+        self.last_stats: dict = {}
+
+    def forward(self, logits, labels):
+        _check(logits, labels, "LabelSmoothingLoss")
+        loss = F.cross_entropy(_compute(logits), labels, label_smoothing=self.eps)
+        with torch.no_grad():
+            probs = _compute(logits).softmax(dim=1)
+            target = (1 - self.eps) * F.one_hot(labels, logits.shape[1]) + self.eps / logits.shape[1]
+            w = (probs - target).abs().sum(dim=1)
+        self.last_stats = make_stats(probs.gather(1, labels[:, None]).squeeze(1), w, loss=float(loss.detach()))
+        return loss
+
+
+class ConfidencePenaltyLoss(nn.Module):
+    """Confidence penalty (Pereyra et al. 2017): ``CE(q, p) - beta * H(p)``. Logit gradient
+    ``p - q + beta * p * (log p + H(p))``; ``w_i`` is its L1 norm."""
+
+    def __init__(self, beta: float = 0.1) -> None:
+        super().__init__()
+        if beta < 0:
+            raise ValueError(f"ConfidencePenaltyLoss: beta={beta} must be >= 0")
+        self.beta = float(beta)
+        self.last_stats: dict = {}
+
+    def forward(self, logits, labels):
+        _check(logits, labels, "ConfidencePenaltyLoss")
+        log_probs = F.log_softmax(_compute(logits), dim=1)
+        probs = log_probs.exp()
+        entropy = -(probs * log_probs).sum(dim=1)
+        ce = F.nll_loss(log_probs, labels, reduction="none")
+        loss = (ce - self.beta * entropy).mean()
+        with torch.no_grad():
+            onehot = F.one_hot(labels, logits.shape[1])
+            grad = probs - onehot + self.beta * probs * (log_probs + entropy[:, None])
+            w = grad.abs().sum(dim=1)
+        self.last_stats = make_stats(probs.gather(1, labels[:, None]).squeeze(1).detach(), w,
+                                     loss=float(loss.detach()), entropy_mean=float(entropy.detach().mean()))
+        return loss
+
+
+class SoftBootstrappingLoss(nn.Module):
+    """Soft bootstrapping (Reed et al. 2015): target ``beta q + (1 - beta) p``, loss
+    ``H(target, p)``. The paper lets the gradient flow through ``p`` in the target
+    (``detach_target=False``, default); with ``detach_target=True`` the logit gradient is
+    ``beta (p - q)`` (``w_i = 2 beta (1 - p_i)``)."""
+
+    def __init__(self, beta: float = 0.95, detach_target: bool = False) -> None:
+        super().__init__()
+        if not 0.0 <= beta <= 1.0:
+            raise ValueError(f"SoftBootstrappingLoss: beta={beta} must be in [0, 1]")
+        self.beta = float(beta)
+        self.detach_target = bool(detach_target)
+        self.last_stats: dict = {}
+
+    def forward(self, logits, labels):
+        _check(logits, labels, "SoftBootstrappingLoss")
+        log_probs = F.log_softmax(_compute(logits), dim=1)
+        probs = log_probs.exp()
+        target = self.beta * F.one_hot(labels, logits.shape[1]).to(probs.dtype) + (1 - self.beta) * probs
+        if self.detach_target:
+            target = target.detach()
+        loss = -(target * log_probs).sum(dim=1).mean()
+        p_true = probs.gather(1, labels[:, None]).squeeze(1)
+        w = 2 * self.beta * (1 - p_true) if self.detach_target else None
+        self.last_stats = make_stats(p_true, w, loss=float(loss.detach()))
+        return loss

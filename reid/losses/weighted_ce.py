@@ -1,0 +1,80 @@
+"""Cross entropy with example weighting by gradient rescaling (IMAE / Derivative Manipulation)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from reid.losses._common import make_stats
+from reid.weighting import get_scheme, weighted_cross_entropy
+
+
+class WeightedCrossEntropyLoss(nn.Module):
+    """Cross entropy whose per-example gradient magnitude is set by a weighting scheme.
+
+    Logit gradient of example i (METHODS.md §1; Wang et al., IMAE and DM):
+    ``w(p_i) / (2 (1 - p_i)) * (p_i - q_i) / Z`` with ``w`` detached and ``Z = sum_j w(p_j)``
+    (``normalize="sum"``, as in the released DM code) or ``Z = N`` (``normalize="n"``). With
+    ``scheme="cce", normalize="n"`` the gradient is exactly ``F.cross_entropy``'s.
+
+    Args:
+        scheme: weighting scheme name (``cce, mae, mse, gce, imae, dm, exponential, normal, beta``)
+            or a :class:`reid.weighting.WeightScheme`.
+        normalize: ``"sum"`` or ``"n"``.
+        label_smoothing: ``eps``; weights come from ``p_i`` of the labelled class, the direction
+            goes toward the smoothed target ``(1 - eps) q + eps / C`` (see
+            :func:`reid.weighting.weighted_cross_entropy` for the cap that keeps it finite).
+        reduction: ``"sum"`` (default: the normalised sum, a scalar - the DM loss) or ``"none"``
+            (per-example terms summing to that scalar, each carrying its own gradient).
+        **scheme_params: the scheme's parameters, e.g. ``T=8.0`` for imae, ``lam=0.5, beta=8.0``
+            for dm.
+
+    Forward value: ``sum_i c_i CE_i`` with ``c_i = w_i / (2 (1 - p_i) Z)`` treated as constants
+    (for cce/normalize="n": the mean cross entropy). Computed in float32 even under autocast and
+    finite for any finite logits. After each call ``last_stats`` holds ``p``, ``w`` (per example,
+    detached), ``coefficients`` (``c_i``), ``normalized_w`` (``w_i / Z``) and float summaries
+    (``p_mean``, ``p_std``, ``p_var``, ``p_min``, ``p_max``, the same for ``w``, and ``loss``),
+    computed on first read; quantiles and noisy/clean splits: :func:`reid.weighting.batch_summary`.
+
+    Example::
+
+        loss_fn = WeightedCrossEntropyLoss(scheme="dm", lam=0.5, beta=8.0)
+        loss = loss_fn(logits, labels); loss.backward()
+    """
+
+    def __init__(self, scheme="imae", normalize: str = "sum", label_smoothing: float = 0.0,
+                 reduction: str = "sum", **scheme_params: float) -> None:
+        super().__init__()
+        self.scheme = get_scheme(scheme, **scheme_params)
+        if normalize not in ("sum", "n"):
+            raise ValueError(f"WeightedCrossEntropyLoss: normalize={normalize!r}; valid: 'sum', 'n'")
+        if reduction not in ("sum", "none"):
+            raise ValueError(f"WeightedCrossEntropyLoss: reduction={reduction!r}; valid: 'sum', 'none'")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"WeightedCrossEntropyLoss: label_smoothing={label_smoothing} must be in [0, 1)")
+        self.normalize = normalize
+        self.label_smoothing = float(label_smoothing)
+        self.reduction = reduction
+        self.last_stats: dict = {}
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor, example_factor: torch.Tensor | None = None):
+        out = weighted_cross_entropy(logits, labels, self.scheme, self.normalize, self.label_smoothing,
+                                     reduction=self.reduction, example_factor=example_factor)
+        # summaries (p_mean, w_var, loss, ...) are computed when first read, not on every step.
+        stats = make_stats(out.weights.p, out.weights.w, loss=out.loss.detach())
+        stats["coefficients"] = out.coefficients
+        stats["normalized_w"] = out.weights.normalized
+        self.last_stats = stats
+        return out.loss
+
+    @torch.no_grad()
+    def coefficients(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-example ``p``, ``w``, ``normalized_w`` (``w_i / Z``) and ``coefficients`` (``c_i``)
+        for a batch without building a graph, so other code never recomputes weights."""
+        out = weighted_cross_entropy(logits.detach(), labels, self.scheme, self.normalize,
+                                     self.label_smoothing, reduction="none")
+        return {"p": out.weights.p, "w": out.weights.w, "normalized_w": out.weights.normalized,
+                "coefficients": out.coefficients}
+
+    def extra_repr(self) -> str:
+        return f"scheme={self.scheme!r}, normalize={self.normalize!r}, label_smoothing={self.label_smoothing}"

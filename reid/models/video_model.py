@@ -1,0 +1,169 @@
+"""The video ReID model: frame backbone -> (projection) -> set aggregation -> BNNeck -> classifier.
+
+Data path for a clip batch ``frames [B, T, 3, H, W]`` with ``mask [B, T]``::
+
+    f_t   = P(GAP(backbone(frame_t)))           per valid frame; P = Linear if embedding_dim > 0
+    f     = aggregate({f_t : mask_t})           mean | max | quality | id_quality | attention
+    f_bn  = BNNeck(f)                           BatchNorm1d, bias frozen at 0 (Bag of Tricks)
+    z     = classifier(dropout(f_bn))           linear (no bias) or cosine * scale
+
+``feat = f`` feeds metric (ranking) losses, ``bn_feat = f_bn`` is the retrieval feature and
+``logits = z`` feeds the identity loss. Only valid frames go through the backbone, so padding
+never reaches a BatchNorm statistic either (in training mode the backbone's BN batch statistics
+are computed over the real frames of the batch only).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .aggregation import Aggregator
+from .heads import BNNeck
+
+
+class VideoReIDModel(nn.Module):
+    """Clip-level video ReID network.
+
+    Args:
+        backbone: frame trunk ``[N, 3, H, W] -> [N, C, h, w]`` with attribute ``out_channels``.
+        aggregator: a :class:`reid.models.aggregation.Aggregator`.
+        classifier: ``[.., D] -> [.., num_classes]`` identity head.
+        embedding_dim: 0 keeps the backbone width ``C`` as ``D``; otherwise a linear projection
+            ``C -> embedding_dim`` is applied to every frame feature (before aggregation, so every
+            aggregator and the frame-level classifier work in the same D-dim space).
+        bnneck: False replaces BNNeck by the identity (then ``bn_feat`` is ``feat``).
+        dropout: dropout probability on ``bn_feat`` before the classifier (training only).
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        aggregator: Aggregator,
+        classifier: nn.Module,
+        embedding_dim: int = 0,
+        bnneck: bool = True,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        width = int(backbone.out_channels)
+        self.backbone = backbone
+        self.projection = nn.Linear(width, embedding_dim) if embedding_dim > 0 else nn.Identity()
+        self.feat_dim = embedding_dim if embedding_dim > 0 else width
+        self.aggregator = aggregator
+        self.bnneck = BNNeck(self.feat_dim) if bnneck else None
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.classifier = classifier
+
+    # -- frames -------------------------------------------------------------------------------
+    def feature_map(self, frames: torch.Tensor) -> torch.Tensor:
+        """Backbone output ``[N, C, h, w]`` for frames ``[N, 3, H, W]``."""
+        return self.backbone(frames)
+
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frame features ``[N, D]`` for frames ``[N, 3, H, W]`` (global average pooling, then the
+        optional projection). If the model was converted with ``.to(memory_format=torch.channels_last)``
+        the frames are converted too (a 5-D clip tensor cannot be channels_last itself)."""
+        if frames.dim() != 4 or frames.shape[1] != 3:
+            raise ValueError(f"encode_frames expects frames [N, 3, H, W], got {tuple(frames.shape)}")
+        if self._prefers_channels_last():
+            frames = frames.contiguous(memory_format=torch.channels_last)
+        fmap = self.backbone(frames)
+        return self.projection(F.adaptive_avg_pool2d(fmap, 1).flatten(1))
+
+    # -- heads --------------------------------------------------------------------------------
+    def _bn(self, feat: torch.Tensor) -> torch.Tensor:
+        return self.bnneck(feat) if self.bnneck is not None else feat
+
+    def _bn_frames(self, frame_feats: torch.Tensor) -> torch.Tensor:
+        return self.bnneck.frame_forward(frame_feats) if self.bnneck is not None else frame_feats
+
+    def frame_logits(self, frame_feats: torch.Tensor) -> torch.Tensor:
+        """Identity logits of individual frames ``[..., D] -> [..., C]``: classifier on the frames'
+        BN features, BN in inference form (running statistics, never updated by frames)."""
+        return self.classifier(self._bn_frames(frame_feats))
+
+    def aggregate(
+        self, frame_feats: torch.Tensor, mask: torch.Tensor | None = None, labels: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Pool frame features ``[B, T, D]`` (``mask [B, T]``, True = real frame) into tracklet
+        outputs: ``feat``, ``bn_feat``, ``logits``, ``frame_weights`` and, for aggregators that
+        need them, ``frame_logits [B, T, C]`` (zero features at padded positions).
+
+        ``labels [B]`` (training labels) are used by ``id_quality`` only; without them it uses the
+        test-time proxy (see :mod:`reid.models.aggregation`)."""
+        if frame_feats.dim() != 3:
+            raise ValueError(f"aggregate expects frame_feats [B, T, D], got {tuple(frame_feats.shape)}")
+        mask = self._check_mask(mask, frame_feats.shape[:2], frame_feats.device)
+        # padded positions are never read: zero them so even NaN/inf padding cannot leak (0 * nan)
+        frame_feats = frame_feats.masked_fill(~mask[..., None], 0.0)
+        out: dict[str, torch.Tensor] = {}
+        frame_logits = None
+        if self.aggregator.needs_frame_logits:
+            frame_logits = self.frame_logits(frame_feats)
+            out["frame_logits"] = frame_logits
+        feat, weights = self.aggregator(frame_feats, mask, frame_logits=frame_logits, labels=labels)
+        bn_feat = self._bn(feat)
+        out.update(feat=feat, bn_feat=bn_feat, logits=self.classifier(self.dropout(bn_feat)), frame_weights=weights)
+        return out
+
+    @staticmethod
+    def _check_mask(mask: torch.Tensor | None, shape: torch.Size, device: torch.device) -> torch.Tensor:
+        if mask is None:
+            return torch.ones(shape, dtype=torch.bool, device=device)
+        if mask.shape != shape:
+            raise ValueError(f"mask must have shape [B, T]={tuple(shape)}, got {tuple(mask.shape)}")
+        mask = mask.to(device=device, dtype=torch.bool)
+        empty = (~mask.any(dim=1)).nonzero().flatten()
+        if len(empty):
+            raise ValueError(f"clip(s) {empty.tolist()} of the batch have no valid frame (mask all False)")
+        return mask
+
+    # -- clips --------------------------------------------------------------------------------
+    def forward(
+        self, frames: torch.Tensor, mask: torch.Tensor | None = None, labels: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """``frames [B, T, 3, H, W]``, ``mask [B, T]`` bool (None = all frames real), ``labels [B]``
+        (training labels, used by ``id_quality``) -> dict of ``feat [B, D]`` (before BNNeck),
+        ``bn_feat [B, D]``, ``logits [B, C]``, ``frame_weights [B, T]`` and ``frame_logits
+        [B, T, C]`` when the aggregator computes them. Only the real frames are encoded."""
+        if frames.dim() != 5:
+            raise ValueError(f"forward expects frames [B, T, 3, H, W], got {tuple(frames.shape)}")
+        b, t = frames.shape[:2]
+        mask = self._check_mask(mask, frames.shape[:2], frames.device)
+        valid = self.encode_frames(frames[mask])  # [N_valid, D]
+        frame_feats = valid.new_zeros(b, t, valid.shape[-1])
+        frame_feats[mask] = valid
+        return self.aggregate(frame_feats, mask, labels=labels)
+
+    def _prefers_channels_last(self) -> bool:
+        # a 5-D clip tensor cannot be channels_last; follow the backbone's conv weights instead
+        conv_weight = next((p for p in self.backbone.parameters() if p.dim() == 4), None)
+        return conv_weight is not None and not conv_weight.is_contiguous() and conv_weight.is_contiguous(
+            memory_format=torch.channels_last
+        )
+
+    @torch.no_grad()
+    def extract(self, frames_all: torch.Tensor, chunk: int = 32, bn: bool = True) -> torch.Tensor:
+        """Retrieval feature ``[D]`` of one whole tracklet ``frames_all [T, 3, H, W]``.
+
+        Frames go through the backbone ``chunk`` at a time (bounded memory for tracklets of
+        hundreds of frames); the aggregator then sees all T frame features at once, so the result
+        equals a one-shot forward of the whole tracklet. Runs in eval mode (restoring the previous
+        mode). ``bn=True`` returns ``bn_feat`` (retrieval), ``bn=False`` the pre-BN ``feat``."""
+        if frames_all.dim() != 4:
+            raise ValueError(f"extract expects one tracklet's frames [T, 3, H, W], got {tuple(frames_all.shape)}")
+        if chunk < 1:
+            raise ValueError(f"chunk must be >= 1, got {chunk}")
+        was_training = self.training
+        self.eval()
+        try:
+            feats = torch.cat([self.encode_frames(part) for part in frames_all.split(chunk)])
+            out = self.aggregate(feats[None])
+        finally:
+            self.train(was_training)
+        return (out["bn_feat"] if bn else out["feat"])[0]
+
+
+__all__ = ["VideoReIDModel"]

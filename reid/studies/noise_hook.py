@@ -1,0 +1,164 @@
+"""Trainer hook of the noisy-identity study (added by the trainer whenever ``cfg.noise`` is set).
+
+* ``on_fit_start``: applies the noise (or re-applies ``cfg.noise.manifest``) to
+  ``trainer.data.train`` before the loaders exist, writes ``noise_manifest.json`` in the run's
+  output dir (background crops for ``outlier_frames`` go under ``noise_backgrounds/`` there).
+* ``on_batch_end``: collects per-example ``p_i`` (probability of the *training* label) and
+  ``w_i`` (the scheme's weight) from ``losses["id_loss"].last_stats``, keyed by
+  ``batch["index"]`` so they can be split into clean and noisy tracklets. If the loss does not
+  publish per-example tensors, ``p_i`` comes from ``outputs["logits"]`` and ``w_i = w(p_i)`` from
+  ``reid.weighting`` with the configured scheme.
+* ``on_epoch_end``: stores that epoch's clean/noisy histograms (``pw_histograms.json``).
+* ``on_evaluate``: the three-number report's training part (:func:`reid.studies.fit.fit_report`)
+  from ``trainer.predict_train_split()`` (eval mode, no augmentation): ``noisy_fit``,
+  ``clean_fit``, ``correction_rate``, ``train_acc``; merged into the logged metrics, so
+  ``final.json``'s ``best`` and ``final`` entries carry them.
+* ``on_fit_end``: writes ``pw_distributions.png`` and adds a ``noise`` section to ``final.json``
+  stating the reporting convention: ``best`` = the evaluation with the highest mAP (the IMAE/DM
+  papers' convention), ``final`` = the last evaluation (ProSelfLC's convention).
+
+Distributed runs: batch statistics are those seen by rank 0 (a 1/world_size sample of each epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from reid.data.noise import NoiseConfig, NoiseManifest, apply_noise
+from reid.studies.fit import fit_report
+
+P_EDGES = np.linspace(0.0, 1.0, 21)
+FIT_KEYS = ("noisy_fit", "clean_fit", "correction_rate", "train_acc")
+
+
+class NoiseHook:
+    def __init__(self, cfg: NoiseConfig | dict) -> None:
+        self.cfg = cfg if isinstance(cfg, NoiseConfig) else NoiseConfig.model_validate(cfg)
+        self.manifest: NoiseManifest | None = None
+        self.true_labels: np.ndarray | None = None
+        self.noisy_labels: np.ndarray | None = None
+        self.noisy_mask: np.ndarray | None = None
+        self.records: list[dict] = []  # per-epoch p/w histograms
+        self.fit_history: list[dict] = []  # per-evaluation fit numbers
+        self._batch: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._scheme = None
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _is_main(trainer) -> bool:
+        dist = getattr(trainer, "dist", None)
+        return True if dist is None else bool(getattr(dist, "is_main", True))
+
+    def _weight_scheme(self, trainer):
+        if self._scheme is None:
+            from reid.weighting import get_scheme
+
+            id_cfg = trainer.cfg.loss.id
+            name = "cce" if id_cfg.scheme == "proselflc" else id_cfg.scheme
+            params = {} if id_cfg.scheme == "proselflc" else dict(id_cfg.params)
+            self._scheme = get_scheme(name, **params)
+        return self._scheme
+
+    # ------------------------------------------------------------------ hooks
+    def on_fit_start(self, trainer) -> None:
+        clean = list(trainer.data.train)
+        num_classes = int(getattr(trainer, "num_classes", None) or trainer.data.num_train_ids)
+        out_dir = Path(trainer.output_dir)
+        noisy, manifest = apply_noise(clean, self.cfg, num_classes, background_dir=out_dir / "noise_backgrounds")
+        trainer.data.train = noisy
+        self.manifest = manifest
+        self.true_labels = np.asarray([t.label for t in clean], dtype=np.int64)
+        self.noisy_labels = np.asarray([t.label for t in noisy], dtype=np.int64)
+        self.noisy_mask = manifest.noisy_mask()
+        if self._is_main(trainer):
+            manifest.save(out_dir / "noise_manifest.json")
+            logger = getattr(trainer, "logger", None)
+            if logger is not None:
+                logger.info("noise: %s (manifest %s)", json.dumps(manifest.summary()), out_dir / "noise_manifest.json")
+
+    def on_epoch_start(self, trainer, epoch: int) -> None:
+        self._batch = []
+
+    def on_batch_end(self, trainer, batch, outputs, losses) -> None:
+        index = batch["index"]
+        index = index.detach().cpu().numpy() if torch.is_tensor(index) else np.asarray(index)
+        labels = batch.get("label", batch.get("labels"))
+        loss_obj = losses.get("id_loss") if isinstance(losses, dict) else None
+        stats = getattr(loss_obj, "last_stats", None) or {}
+        p, w = stats.get("p"), stats.get("w")
+        n = index.shape[0]
+        if not (torch.is_tensor(p) and p.numel() == n):
+            logits = outputs["logits"].detach().float()
+            lab = labels.to(logits.device) if torch.is_tensor(labels) else torch.as_tensor(labels, device=logits.device)
+            p = torch.softmax(logits, dim=1).gather(1, lab.long()[:, None]).squeeze(1)
+        if not (torch.is_tensor(w) and w.numel() == n):
+            w = self._weight_scheme(trainer).w(p.detach().double().clamp(0, 1))
+        self._batch.append((index, p.detach().float().cpu().numpy().reshape(-1), w.detach().float().cpu().numpy().reshape(-1)))
+
+    def on_epoch_end(self, trainer, epoch: int) -> None:
+        if not self._batch:
+            return
+        idx = np.concatenate([b[0] for b in self._batch])
+        p = np.concatenate([b[1] for b in self._batch])
+        w = np.concatenate([b[2] for b in self._batch])
+        self._batch = []
+        self.records.append(pw_histogram_record(epoch + 1, p, w, self.noisy_mask[idx]))
+        if self._is_main(trainer):
+            path = Path(trainer.output_dir) / "pw_histograms.json"
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(json.dumps(self.records))
+            os.replace(tmp, path)
+
+    def on_evaluate(self, trainer, epoch: int, metrics: dict) -> dict:
+        logits = trainer.predict_train_split()
+        pred = np.asarray(logits).argmax(axis=1)
+        rep = fit_report(pred, self.noisy_labels, self.true_labels, self.noisy_mask)
+        out = {k: rep[k] for k in FIT_KEYS}
+        self.fit_history.append({"epoch": epoch + 1, "mAP": metrics.get("mAP"), **out})
+        return out
+
+    def on_fit_end(self, trainer, final: dict) -> None:
+        out_dir = Path(trainer.output_dir)
+        if self.records:
+            from reid.studies.plots import plot_pw_distributions
+
+            plot_pw_distributions(self.records, out_dir / "pw_distributions.png", title=f"{trainer.cfg.loss.id.scheme}: clean vs noisy tracklets")
+        section = {
+            "config": self.cfg.model_dump(mode="json"),
+            "manifest": str(out_dir / "noise_manifest.json"),
+            "summary": self.manifest.summary() if self.manifest else None,
+            "reporting": "best = the evaluation with the highest mAP (IMAE/DM papers' convention); "
+                         "final = the last evaluation (ProSelfLC's convention). noisy_fit: accuracy of the "
+                         "noisy subset against its noisy labels (lower = more robust); clean_fit: accuracy of "
+                         "the clean subset; predictions in eval mode without augmentation.",
+            "fit_history": self.fit_history,
+        }
+        for which in ("best", "final"):
+            m = final.get(which) or {}
+            section[which] = {k: m.get(k) for k in ("mAP", "rank1", *FIT_KEYS)}
+        final["noise"] = section
+
+
+def pw_histogram_record(epoch: int, p: np.ndarray, w: np.ndarray, noisy: np.ndarray) -> dict:
+    """Clean/noisy histograms of ``p_i`` (20 bins on [0, 1]) and ``w_i`` (20 bins on [0, max w])."""
+    noisy = np.asarray(noisy, dtype=bool)
+    w_edges = np.linspace(0.0, float(max(w.max(initial=0.0), 1e-12)), 21)
+
+    def h(v, e):
+        return np.histogram(np.clip(v, e[0], e[-1]), bins=e)[0].tolist()
+
+    return {
+        "epoch": epoch,
+        "p_edges": P_EDGES.tolist(), "p_hist_clean": h(p[~noisy], P_EDGES), "p_hist_noisy": h(p[noisy], P_EDGES),
+        "w_edges": w_edges.tolist(), "w_hist_clean": h(w[~noisy], w_edges), "w_hist_noisy": h(w[noisy], w_edges),
+        "mean_p_clean": float(p[~noisy].mean()) if (~noisy).any() else float("nan"),
+        "mean_p_noisy": float(p[noisy].mean()) if noisy.any() else float("nan"),
+    }
+
+
+__all__ = ["NoiseHook", "pw_histogram_record"]

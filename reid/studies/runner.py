@@ -1,0 +1,339 @@
+"""Study runner: a grid of schemes x noise (kind, rate) x seeds, resumable, with a report.
+
+Each grid cell is one training run: image classification (:mod:`reid.studies.classification`)
+or video ReID (``reid.engine.train(cfg)`` with dotted overrides on a base config). A finished
+cell writes ``<out>/cells/<cell_id>/cell.json`` atomically (temp file + rename); on restart,
+cells whose ``cell.json`` exists with the same specification hash are skipped, so a killed study
+continues where it stopped. A cell.json whose spec differs (the YAML was edited) is an error,
+not silently reused.
+
+After the grid: ``runs.csv`` (one row per cell, best and final numbers), ``table.md`` (mean +- std
+over seeds of test metric / noisy-subset fit / clean-subset fit, best and final stated), and the
+plots of :mod:`reid.studies.plots`.
+
+Study YAML (see ``configs/study_*.yaml``)::
+
+    name: fashion_mnist_sym40
+    task: classification            # or: reid
+    schemes:
+      - {name: cce}
+      - {name: imae, params: {T: 8}}
+    noise:                          # grid over kind x rates (one noise item per cell)
+      - {kind: symmetric, rates: [0.4]}
+    seeds: [0]
+    classification: {epochs: 15, train_subset: 20000}   # ClassificationConfig fields
+    reid: {base_config: configs/default.yaml, overrides: ["train.epochs=4"]}
+    smoke: {classification: {epochs: 1}}                 # merged in with --smoke
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from reid.studies.classification import ClassificationConfig, SchemeSpec
+
+SYNTHETIC = "synthetic"
+
+
+class NoiseAxis(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["symmetric", "pairflip", "tracklet_swap", "outlier_frames"]
+    rates: list[float]
+    source: Literal["other_identity", "background"] | None = None
+
+
+class ReIDStudySection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    base_config: str | None = None  # trainer YAML; None = trainer defaults (embedded synthetic MARS)
+    overrides: list[str] = Field(default_factory=list)
+    metric: str = "mAP"  # key of the trainer's final dict used as the test metric
+
+
+class StudyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    task: Literal["classification", "reid"]
+    schemes: list[SchemeSpec]
+    noise: list[NoiseAxis]
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    noise_seed: int | None = None  # None: the noise seed follows the run seed
+    classification: dict[str, Any] = Field(default_factory=dict)
+    reid: ReIDStudySection = Field(default_factory=ReIDStudySection)
+    smoke: dict[str, Any] = Field(default_factory=dict)
+
+
+class StudyError(ValueError):
+    """A study config or a cell is invalid; the message names the file / cell."""
+
+
+def _deep_merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_study(path: str | os.PathLike, smoke: bool = False) -> StudyConfig:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise StudyError(f"{path}: study config not found") from None
+    except yaml.YAMLError as e:
+        raise StudyError(f"{path}: invalid YAML ({e})") from None
+    if smoke:
+        raw = _deep_merge({k: v for k, v in raw.items() if k != "smoke"}, raw.get("smoke") or {})
+    try:
+        cfg = StudyConfig.model_validate(raw)
+    except ValidationError as e:
+        msgs = "\n".join(f"  {'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+        raise StudyError(f"{path}: invalid study config:\n{msgs}") from None
+    if cfg.task == "classification":
+        try:
+            ClassificationConfig.model_validate(cfg.classification)
+        except ValidationError as e:
+            msgs = "\n".join(f"  classification.{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+            raise StudyError(f"{path}: invalid classification section:\n{msgs}") from None
+    return cfg
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.+-]+", "-", text).strip("-")
+
+
+def expand_cells(study: StudyConfig) -> list[dict]:
+    """The grid, in run order (seed-major so a partial study already covers every scheme)."""
+    cells = []
+    for seed in study.seeds:
+        for axis in study.noise:
+            for rate in axis.rates:
+                for scheme in study.schemes:
+                    spec = {
+                        "scheme": scheme.model_dump(mode="json"),
+                        "noise_kind": axis.kind,
+                        "noise_rate": float(rate),
+                        "noise_source": axis.source,
+                        "seed": int(seed),
+                        "noise_seed": int(study.noise_seed if study.noise_seed is not None else seed),
+                    }
+                    cell_id = _slug(f"{scheme.display}__{axis.kind}{rate:g}__seed{seed}")
+                    spec_hash = hashlib.sha256(
+                        json.dumps({**spec, "task": study.task, "task_cfg": _task_cfg(study)}, sort_keys=True).encode()
+                    ).hexdigest()[:16]
+                    cells.append({"id": cell_id, "spec": spec, "hash": spec_hash})
+    ids = [c["id"] for c in cells]
+    if len(set(ids)) != len(ids):
+        raise StudyError("two grid cells have the same id: give schemes distinct 'label's")
+    return cells
+
+
+def _task_cfg(study: StudyConfig) -> Any:
+    return study.classification if study.task == "classification" else study.reid.model_dump(mode="json")
+
+
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+def make_synthetic_idx(out_dir: Path, n_train: int = 600, n_test: int = 200, num_classes: int = 4, seed: int = 0) -> Path:
+    """A tiny learnable MNIST-layout dataset: each class is a fixed random 28x28 pattern plus
+    pixel noise. For CI smoke studies where Fashion-MNIST is not installed."""
+    from reid.data.idx import write_idx
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if (out_dir / "t10k-labels-idx1-ubyte").is_file():
+        return out_dir
+    rng = np.random.default_rng(seed)
+    protos = rng.uniform(0, 255, size=(num_classes, 28, 28))
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        y = np.arange(n) % num_classes
+        x = np.clip(protos[y] + rng.normal(0, 60, size=(n, 28, 28)), 0, 255).astype(np.uint8)
+        write_idx(out_dir / f"{split}-images-idx3-ubyte", x)
+        write_idx(out_dir / f"{split}-labels-idx1-ubyte", y.astype(np.uint8))
+    return out_dir
+
+
+# ----------------------------------------------------------------------------- cells
+def _run_classification_cell(study: StudyConfig, spec: dict, cell_dir: Path, out: Path, progress: bool, log=None) -> dict:
+    from reid.studies.classification import run_classification
+
+    params = dict(study.classification)
+    if str(params.get("data_root", "")) == SYNTHETIC:
+        params["data_root"] = str(make_synthetic_idx(out / "synthetic_idx"))
+    noise = [] if spec["noise_rate"] == 0 else [{"kind": spec["noise_kind"], "rate": spec["noise_rate"]}]
+    cfg = ClassificationConfig.model_validate(
+        {**params, "scheme": spec["scheme"], "noise": noise, "noise_seed": spec["noise_seed"], "seed": spec["seed"]}
+    )
+    res = run_classification(cfg, out_dir=cell_dir, progress=progress, log=log)
+    from reid.studies.plots import plot_pw_distributions
+
+    plot_pw_distributions(res["history"], cell_dir / "pw_distributions.png", title=f"{res['scheme']}, {spec['noise_kind']} {spec['noise_rate']:g}")
+    return {
+        "metric_name": "test_acc",
+        "best": res["best"],
+        "final": res["final"],
+        "histogram_final": {k: res["history"][-1][k] for k in res["history"][-1] if k.startswith(("p_", "w_")) or k == "epoch"},
+        "seconds": res["seconds"],
+    }
+
+
+def _run_reid_cell(study: StudyConfig, spec: dict, cell_dir: Path, progress: bool) -> dict:
+    from reid.engine import train
+    from reid.engine.config import load_config
+
+    scheme = spec["scheme"]
+    overrides = list(study.reid.overrides) + [
+        f"loss.id.scheme={scheme['name']}",
+        f"loss.id.params={json.dumps(scheme['params'])}",
+        f"seed={spec['seed']}",
+        f"output_dir={json.dumps(str(cell_dir / 'run'))}",
+        f"name={_slug(scheme.get('label') or scheme['name'])}",
+    ]
+    if spec["noise_rate"] > 0:
+        item = {"kind": spec["noise_kind"], "rate": spec["noise_rate"]}
+        if spec["noise_source"]:
+            item["source"] = spec["noise_source"]
+        overrides.append(f"noise={json.dumps({'items': [item], 'seed': spec['noise_seed']})}")
+    if not progress:
+        overrides.append("train.progress=false")
+    cfg = load_config(study.reid.base_config, overrides)
+    final = train(cfg)
+    metric = study.reid.metric
+    hist_path = cell_dir / "run" / "pw_histograms.json"
+    hist = json.loads(hist_path.read_text())[-1] if hist_path.is_file() else None
+
+    def pick(which: str) -> dict:
+        # final.json: "best" / "final" are the metric dicts of those evaluations (NoiseHook's fit
+        # numbers are merged into them), "best_epoch" / "final_epoch" say which epoch.
+        src = final.get(which) or {}
+        out = {"test_acc": src.get(metric), "epoch": final.get(f"{which}_epoch")}
+        for k in ("noisy_fit", "clean_fit", "correction_rate", "train_acc", "rank1"):
+            if src.get(k) is not None:
+                out[k] = src[k]
+        return out
+
+    return {"metric_name": metric, "best": pick("best"), "final": pick("final"), "histogram_final": hist, "raw_final": final}
+
+
+def run_study(study: StudyConfig, out: str | os.PathLike, progress: bool = True, log=print) -> dict:
+    """Run (or resume) every cell, then write runs.csv, table.md and the plots. Returns a summary."""
+    out = Path(out)
+    (out / "cells").mkdir(parents=True, exist_ok=True)
+    (out / "study.json").write_text(json.dumps(study.model_dump(mode="json"), indent=1))
+    cells = expand_cells(study)
+    ran, skipped = [], []
+    for k, cell in enumerate(cells):
+        cell_dir = out / "cells" / cell["id"]
+        done = cell_dir / "cell.json"
+        if done.is_file():
+            prev = json.loads(done.read_text())
+            if prev.get("hash") != cell["hash"]:
+                raise StudyError(
+                    f"{done}: finished with a different specification (hash {prev.get('hash')} != {cell['hash']}); "
+                    "the study config changed: use a new --out or delete that cell folder"
+                )
+            skipped.append(cell["id"])
+            log(f"[{k + 1}/{len(cells)}] {cell['id']}: done already, skipped")
+            continue
+        cell_dir.mkdir(parents=True, exist_ok=True)
+        log(f"[{k + 1}/{len(cells)}] {cell['id']}: running")
+        t0 = time.time()
+        if study.task == "classification":
+            res = _run_classification_cell(study, cell["spec"], cell_dir, out, progress, log=log if not progress else None)
+        else:
+            res = _run_reid_cell(study, cell["spec"], cell_dir, progress)
+        record = {"id": cell["id"], "hash": cell["hash"], **cell["spec"], **res, "wall_seconds": time.time() - t0}
+        _write_json_atomic(done, record)
+        ran.append(cell["id"])
+        log(f"    best {res['best']}  final {res['final']}")
+    records = [json.loads((out / "cells" / c["id"] / "cell.json").read_text()) for c in cells]
+    write_report(study, records, out)
+    return {"ran": ran, "skipped": skipped, "cells": len(cells), "out": str(out)}
+
+
+# ----------------------------------------------------------------------------- report
+ROW_KEYS = ("test_acc", "noisy_fit", "clean_fit", "correction_rate", "train_acc", "epoch")
+
+
+def _rows(records: list[dict]) -> list[dict]:
+    rows = []
+    for r in records:
+        row = {
+            "cell": r["id"], "scheme": r["scheme"].get("label") or r["scheme"]["name"],
+            "noise_kind": r["noise_kind"], "noise_rate": r["noise_rate"], "seed": r["seed"], "metric": r["metric_name"],
+        }
+        for which in ("best", "final"):
+            for k in ROW_KEYS:
+                row[f"{which}_{k}"] = r[which].get(k, float("nan"))
+        rows.append(row)
+    return rows
+
+
+def _fmt(values: list[float]) -> str:
+    v = np.asarray([x for x in values if x is not None], dtype=float) * 100
+    if v.size == 0 or np.all(np.isnan(v)):
+        return "n/a"
+    if v.size == 1:
+        return f"{v[0]:.1f}"
+    return f"{np.nanmean(v):.1f} ± {np.nanstd(v):.1f}"
+
+
+def write_report(study: StudyConfig, records: list[dict], out: Path) -> None:
+    from reid.studies.plots import plot_final_p_histograms, plot_metric_vs_rate, plot_weight_curves
+
+    rows = _rows(records)
+    with open(out / "runs.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+        w.writeheader()
+        w.writerows(rows)
+    metric = records[0]["metric_name"]
+    seeds = sorted({r["seed"] for r in rows})
+    lines = [f"# Study `{study.name}`", ""]
+    lines.append(
+        f"Test {metric} / noisy-subset fit (accuracy on the noisy training subset against its *noisy* labels; "
+        "lower = more robust) / clean-subset fit (accuracy on the clean training subset), in %. "
+        f"Mean ± std over seeds {seeds}" + (" (one seed: no std)." if len(seeds) == 1 else ".")
+    )
+    lines.append("**best** = the epoch with the highest test metric (the IMAE/DM papers' convention); "
+                 "**final** = the last epoch (ProSelfLC's convention). Correction rate = noisy examples predicted as their true label.")
+    lines.append("")
+    lines.append(f"| scheme | noise | best: test / noisy fit / clean fit | final: test / noisy fit / clean fit | final correction rate |")
+    lines.append("|---|---|---|---|---|")
+    keys = list(dict.fromkeys((r["scheme"], r["noise_kind"], r["noise_rate"]) for r in rows))
+    for scheme, kind, rate in keys:
+        sel = [r for r in rows if (r["scheme"], r["noise_kind"], r["noise_rate"]) == (scheme, kind, rate)]
+        cols = []
+        for which in ("best", "final"):
+            cols.append(" / ".join(_fmt([r[f"{which}_{k}"] for r in sel]) for k in ("test_acc", "noisy_fit", "clean_fit")))
+        noise = "clean" if rate == 0 else f"{kind} {rate:g}"
+        lines.append(f"| {scheme} | {noise} | {cols[0]} | {cols[1]} | {_fmt([r['final_correction_rate'] for r in sel])} |")
+    (out / "table.md").write_text("\n".join(lines) + "\n")
+
+    plot_rows = [{**r, "final": r["final_test_acc"], "best": r["best_test_acc"]} for r in rows]
+    for which in ("final", "best"):
+        plot_metric_vs_rate(plot_rows, which, out / f"metric_vs_rate_{which}.png", ylabel=f"test {metric} ({which})")
+    plot_weight_curves([(s.display, s.name, s.params) for s in study.schemes], out / "weight_curves.png")
+    hists: dict[str, dict] = {}
+    for r in records:
+        if r.get("histogram_final") and r["seed"] == seeds[0] and r["noise_rate"] > 0:
+            name = r["scheme"].get("label") or r["scheme"]["name"]
+            hists.setdefault(f"{name} {r['noise_kind']} {r['noise_rate']:g}", r["histogram_final"])
+    if hists:
+        plot_final_p_histograms(hists, out / "p_histograms_final.png", title=f"clean vs noisy $p_i$, last epoch, seed {seeds[0]}")
+
+
+__all__ = ["StudyConfig", "load_study", "run_study", "expand_cells", "write_report", "make_synthetic_idx", "StudyError"]

@@ -1,0 +1,136 @@
+"""Config schema: errors name the dotted key and the file; overrides; inheritance; schedules."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from reid.engine.builders import lr_factor
+from reid.engine.config import Config, ConfigError, SchedConfig, load_config, parse_override, save_config
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_unknown_key_in_file_names_dotted_key_and_file(tmp_path):
+    cfg = write(tmp_path / "bad.yaml", "optim:\n  lr: 0.1\n  lrr: 0.2\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg)
+    message = str(info.value)
+    assert "optim.lrr" in message
+    assert str(cfg.resolve()) in message
+
+
+def test_wrong_type_names_key_file_and_value(tmp_path):
+    cfg = write(tmp_path / "bad.yaml", "train:\n  epochs: many\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg)
+    message = str(info.value)
+    assert "train.epochs" in message and "'many'" in message and "bad.yaml" in message
+
+
+def test_error_in_base_file_names_the_base(tmp_path):
+    write(tmp_path / "base.yaml", "model:\n  bnnek: true\n")
+    child = write(tmp_path / "child.yaml", "base: base.yaml\noptim:\n  lr: 0.01\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(child)
+    assert "model.bnnek" in str(info.value) and "base.yaml" in str(info.value)
+
+
+def test_invalid_yaml_names_line(tmp_path):
+    cfg = write(tmp_path / "broken.yaml", "optim:\n  lr: [0.1\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml.*line"):
+        load_config(cfg)
+
+
+def test_overrides_are_parsed_as_yaml_and_win(tmp_path):
+    cfg = write(tmp_path / "c.yaml", "optim:\n  lr: 0.1\n")
+    out = load_config(cfg, ["optim.lr=0.01", "model.backbone=resnet50", "sched.milestones=[20, 40]",
+                            "data.root=null", "train.grad_clip=5", "loss.id.params.T=4"])
+    assert out.optim.lr == 0.01
+    assert out.model.backbone == "resnet50"
+    assert out.sched.milestones == [20.0, 40.0]
+    assert out.data.root is None
+    assert out.train.grad_clip == 5.0
+    assert out.loss.id.params == {"T": 4}
+    assert out.name == "c"
+    assert out.output_dir.startswith(str(Path("runs") / "c-"))
+
+
+def test_unknown_override_names_key_and_suggests():
+    with pytest.raises(ConfigError) as info:
+        load_config(None, ["optim.lrr=0.1"])
+    assert "optim.lrr" in str(info.value) and "optim.lr" in str(info.value)
+    with pytest.raises(ConfigError, match="'train.epochs.x'"):
+        load_config(None, ["train.epochs.x=1"])
+    with pytest.raises(ConfigError, match="dotted.key=value"):
+        load_config(None, ["optim.lr"])
+
+
+def test_bad_override_value_names_key_and_source():
+    with pytest.raises(ConfigError) as info:
+        load_config(None, ["train.nan_policy=ignore"])
+    assert "train.nan_policy" in str(info.value) and "command-line override" in str(info.value)
+
+
+def test_parse_override_scalars():
+    assert parse_override("a.b=1e-3") == ("a.b", 1e-3)
+    assert parse_override("a=true") == ("a", True)
+    assert parse_override("a=resnet50") == ("a", "resnet50")
+
+
+def test_inheritance_deep_merges_and_detects_cycles(tmp_path):
+    write(tmp_path / "base.yaml", "optim:\n  lr: 0.1\n  name: sgd\nloss:\n  id: {scheme: cce}\n")
+    child = write(tmp_path / "child.yaml", "defaults: [base.yaml]\noptim:\n  lr: 0.2\n")
+    cfg = load_config(child)
+    assert (cfg.optim.lr, cfg.optim.name, cfg.loss.id.scheme) == (0.2, "sgd", "cce")
+    write(tmp_path / "a.yaml", "base: b.yaml\n")
+    write(tmp_path / "b.yaml", "base: a.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "a.yaml")
+
+
+def test_resolved_config_round_trips(tmp_path):
+    cfg = load_config(REPO_ROOT / "configs" / "default.yaml", ["optim.lr=0.002"])
+    save_config(cfg, tmp_path / "config.yaml")
+    again = load_config(tmp_path / "config.yaml", set_output_dir=False)
+    assert again == cfg
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in (REPO_ROOT / "configs").rglob("*.yaml") if not p.name.startswith("study_")),
+    ids=lambda p: str(p.relative_to(REPO_ROOT)),
+)
+def test_shipped_configs_validate(path):
+    cfg = load_config(path)
+    assert isinstance(cfg, Config)
+
+
+def test_scheme_configs_differ_only_in_the_id_loss():
+    base = load_config(REPO_ROOT / "configs" / "default.yaml", set_output_dir=False).to_plain()
+    for name in ("cce", "mae", "gce", "imae", "dm", "proselflc"):
+        cfg = load_config(REPO_ROOT / "configs" / "schemes" / f"{name}.yaml", set_output_dir=False)
+        assert cfg.loss.id.scheme == name
+        plain = cfg.to_plain()
+        for section in ("data", "model", "optim", "sched", "train", "eval"):
+            assert plain[section] == base[section], (name, section)
+
+
+def test_lr_schedule_warmup_step_cosine():
+    warm_step = SchedConfig(name="step", warmup_epochs=2, warmup_factor=0.1, milestones=[4, 6], gamma=0.5)
+    assert lr_factor(0.0, warm_step, 10) == pytest.approx(0.1)
+    assert lr_factor(1.0, warm_step, 10) == pytest.approx(0.55)
+    assert lr_factor(3.0, warm_step, 10) == pytest.approx(1.0)
+    assert lr_factor(4.0, warm_step, 10) == pytest.approx(0.5)
+    assert lr_factor(7.0, warm_step, 10) == pytest.approx(0.25)
+    cos = SchedConfig(name="cosine", warmup_epochs=0, min_lr_factor=0.1)
+    assert lr_factor(0.0, cos, 10) == pytest.approx(1.0)
+    assert lr_factor(5.0, cos, 10) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi / 2)))
+    assert lr_factor(10.0, cos, 10) == pytest.approx(0.1)

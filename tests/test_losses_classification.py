@@ -1,0 +1,186 @@
+"""Classification losses: WeightedCrossEntropyLoss, ProSelfLC and baselines, classifier heads."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from pytorch_metric_learning import miners, reducers
+
+from reid.losses import (ConfidencePenaltyLoss, CosineClassifierLoss, LabelSmoothingLoss, LinearClassifierLoss,
+                         ProSelfLCLoss, SoftBootstrappingLoss, WeightedCrossEntropyLoss, build_loss)
+from reid.weighting import get_scheme
+
+
+def _batch(n=10, c=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, c, generator=g, dtype=torch.float64) * 2, torch.randint(0, c, (n,), generator=g)
+
+
+def test_weighted_ce_cce_n_gradient_equals_cross_entropy():
+    logits, labels = _batch()
+    z1 = logits.clone().requires_grad_(True)
+    WeightedCrossEntropyLoss(scheme="cce", normalize="n")(z1, labels).backward()
+    z2 = logits.clone().requires_grad_(True)
+    F.cross_entropy(z2, labels).backward()
+    torch.testing.assert_close(z1.grad, z2.grad, rtol=1e-12, atol=1e-15)
+
+
+def test_weighted_ce_stats_and_coefficients_helper():
+    logits, labels = _batch()
+    loss_fn = WeightedCrossEntropyLoss(scheme="dm", lam=0.5, beta=8.0)
+    loss = loss_fn(logits, labels)
+    assert loss.ndim == 0
+    st = loss_fn.last_stats
+    p = logits.softmax(1).gather(1, labels[:, None]).squeeze(1)
+    torch.testing.assert_close(st["p"], p)
+    torch.testing.assert_close(st["w"], get_scheme("dm", lam=0.5, beta=8.0).w(p))
+    assert st["p_mean"] == pytest.approx(float(p.mean()))
+    assert st["w_var"] == pytest.approx(float(st["w"].var(unbiased=False)))
+    coef = loss_fn.coefficients(logits, labels)
+    torch.testing.assert_close(coef["coefficients"], st["coefficients"])
+    torch.testing.assert_close(coef["normalized_w"].sum(), torch.tensor(1.0, dtype=torch.float64))
+    per_ex = WeightedCrossEntropyLoss(scheme="dm", lam=0.5, beta=8.0, reduction="none")(logits, labels)
+    assert per_ex.shape == (10,)
+    torch.testing.assert_close(per_ex.sum(), loss)
+
+
+def test_weighted_ce_bad_config_errors():
+    with pytest.raises(ValueError, match="unknown weighting scheme 'imea'"):
+        WeightedCrossEntropyLoss(scheme="imea")
+    with pytest.raises(ValueError, match="unknown parameter"):
+        WeightedCrossEntropyLoss(scheme="imae", beta=3.0)
+    with pytest.raises(ValueError, match="normalize='avg'"):
+        WeightedCrossEntropyLoss(normalize="avg")
+    with pytest.raises(ValueError, match="unknown loss 'foo'.*weighted_ce"):
+        build_loss("foo")
+    assert isinstance(build_loss("weighted_ce", scheme="imae", T=4.0), WeightedCrossEntropyLoss)
+
+
+# ---------------------------------------------------------------- ProSelfLC and baselines
+
+def test_proselflc_global_trust_schedule():
+    loss = ProSelfLCLoss(num_classes=5, B=10.0, transit=0.5)
+    loss.set_progress(50, 100)
+    assert loss.global_trust() == pytest.approx(0.5)
+    loss.set_progress(100, 100)
+    assert loss.global_trust() == pytest.approx(1 / (1 + math.exp(-5)))
+    loss.set_progress(0, 100)
+    assert loss.global_trust() == pytest.approx(1 / (1 + math.exp(5)))
+    with pytest.raises(ValueError, match="total_iterations > 0"):
+        loss.set_progress(1, 0)
+
+
+def test_proselflc_detached_gradient_is_scaled_cce():
+    logits, labels = _batch()
+    loss_fn = ProSelfLCLoss(num_classes=5)
+    loss_fn.set_progress(80, 100)
+    z = logits.clone().requires_grad_(True)
+    loss = loss_fn(z, labels)
+    loss.backward()
+    p = logits.softmax(1)
+    H = -(p * p.log()).sum(1)
+    eps = loss_fn.global_trust() * (1 - H / math.log(5))
+    q = F.one_hot(labels, 5).double()
+    target = (1 - eps[:, None]) * q + eps[:, None] * p
+    torch.testing.assert_close(loss.detach(), -(target * p.log()).sum(1).mean())
+    torch.testing.assert_close(z.grad, (1 - eps)[:, None] * (p - q) / 10)
+    torch.testing.assert_close(loss_fn.last_stats["eps"], eps)
+
+
+def test_proselflc_non_detached_gradcheck_and_differs():
+    logits, labels = _batch(n=4, c=3)
+    loss_fn = ProSelfLCLoss(num_classes=3, detach_target=False)
+    loss_fn.set_progress(70, 100)
+    z = logits.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x: loss_fn(x, labels), (z,))
+    g_nd = torch.autograd.grad(loss_fn(z, labels), z)[0]
+    det = ProSelfLCLoss(num_classes=3)
+    det.set_progress(70, 100)
+    g_d = torch.autograd.grad(det(z, labels), z)[0]
+    assert (g_nd - g_d).abs().max() > 1e-4
+
+
+def test_proselflc_with_scheme_uses_core():
+    logits, labels = _batch()
+    loss_fn = ProSelfLCLoss(num_classes=5, scheme="imae", T=8.0)
+    loss_fn.set_progress(60, 100)
+    z = logits.clone().requires_grad_(True)
+    loss_fn(z, labels).backward()
+    eps = loss_fn.last_stats["eps"]
+    p = logits.softmax(1).gather(1, labels[:, None]).squeeze(1)
+    w = get_scheme("imae", T=8.0).w(p)
+    torch.testing.assert_close(z.grad.abs().sum(1), (1 - eps) * w / w.sum())
+    with pytest.raises(ValueError, match="needs detach_target=True"):
+        ProSelfLCLoss(num_classes=5, scheme="imae", detach_target=False)
+
+
+@pytest.mark.parametrize("make", [lambda: LabelSmoothingLoss(0.1), lambda: ConfidencePenaltyLoss(0.3),
+                                  lambda: SoftBootstrappingLoss(0.8), lambda: SoftBootstrappingLoss(0.8, True)])
+def test_baselines_gradcheck_and_logged_weight_is_gradient_l1(make):
+    logits, labels = _batch(n=4, c=3)
+    loss_fn = make()
+    z = logits.clone().requires_grad_(True)
+    if not getattr(loss_fn, "detach_target", False):  # a detached target is not the value's derivative
+        assert torch.autograd.gradcheck(lambda x: loss_fn(x, labels), (z,))
+    loss = loss_fn(z, labels)
+    loss.backward()
+    w = loss_fn.last_stats["w"]
+    if w is not None:  # closed-form weight = N * L1 norm of the per-example gradient of the mean
+        torch.testing.assert_close(w, (z.grad * 4).abs().sum(1), rtol=1e-8, atol=1e-10)
+
+
+def test_label_smoothing_matches_torch():
+    logits, labels = _batch()
+    torch.testing.assert_close(LabelSmoothingLoss(0.2)(logits, labels), F.cross_entropy(logits, labels, label_smoothing=0.2))
+
+
+# ---------------------------------------------------------------- classifier heads (PML)
+
+@pytest.mark.parametrize("head", ["linear", "cosine"])
+def test_heads_gradient_matches_core_and_reducers(head):
+    torch.manual_seed(0)
+    emb = torch.randn(12, 6, dtype=torch.float64)
+    labels = torch.arange(4).repeat(3)
+    kw = dict(scheme="dm", lam=0.5, beta=8.0)
+    loss_fn = (LinearClassifierLoss(6, 4, **kw) if head == "linear" else CosineClassifierLoss(6, 4, scale=16.0, margin=0.1, **kw)).double()
+    e = emb.clone().requires_grad_(True)
+    loss = loss_fn(e, labels, indices_tuple=miners.MultiSimilarityMiner()(emb, labels))  # miner ignored
+    loss.backward()
+    # reference: same logits through WeightedCrossEntropyLoss (the core), no PML in between
+    e2 = emb.clone().requires_grad_(True)
+    ref = WeightedCrossEntropyLoss(**kw)(loss_fn.get_logits(e2, labels), labels)
+    ref.backward()
+    torch.testing.assert_close(loss, ref)
+    torch.testing.assert_close(e.grad, e2.grad)
+    assert loss_fn.last_stats["p"].shape == (12,)
+    # SumReducer sees the N-scaled per-example terms
+    loss_fn.reducer = reducers.SumReducer()
+    torch.testing.assert_close(loss_fn(emb, labels), 12 * ref.detach())
+
+
+def test_cosine_head_bounds_logits_and_margin():
+    torch.manual_seed(0)
+    emb = torch.randn(8, 4) * 1e4
+    labels = torch.arange(4).repeat(2)
+    head = CosineClassifierLoss(4, 4, scale=30.0, margin=0.2, scheme="imae")
+    loss = head(emb, labels)
+    assert torch.isfinite(loss)
+    logits = head.get_logits(emb, labels)
+    assert logits.abs().max() <= 30.0 * 1.2 + 1e-4
+    no_margin = CosineClassifierLoss(4, 4, scale=30.0, scheme="imae")
+    no_margin.W.data.copy_(head.W.data)
+    diff = no_margin.get_logits(emb, labels) - logits
+    torch.testing.assert_close(diff, 6.0 * F.one_hot(labels, 4).float())
+
+
+def test_linear_head_finite_with_huge_logits_and_rejects_ref_emb():
+    head = LinearClassifierLoss(4, 3, scheme="imae")
+    head.W.data.mul_(1e4)
+    emb = torch.randn(6, 4, requires_grad=True)
+    loss = head(emb * 10, torch.tensor([0, 1, 2, 0, 1, 2]))
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(emb.grad).all() and torch.isfinite(head.W.grad).all()
+    assert head.last_stats["logit_abs_max"] > 1e3
+    with pytest.raises(ValueError):
+        head(emb, torch.tensor([0, 1, 2, 0, 1, 2]), ref_emb=emb)
