@@ -107,6 +107,16 @@ def test_invalid_study_config_names_file_and_key(tmp_path):
         load_study(p)
 
 
+def test_unknown_scheme_is_rejected_at_load(tmp_path):
+    from reid.studies.runner import StudyError, load_study
+
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump({"name": "x", "task": "classification", "schemes": [{"name": "cce"}, {"name": "nope"}],
+                                 "noise": [{"kind": "symmetric", "rates": [0.2]}]}))
+    with pytest.raises(StudyError, match=r"s\.yaml: schemes\[1\] \(nope\)"):
+        load_study(p)
+
+
 def test_cli_help_teaches():
     res = subprocess.run([sys.executable, str(REPO / "tools" / "study.py"), "--help"], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0
@@ -116,10 +126,29 @@ def test_cli_help_teaches():
 def test_shipped_configs_validate():
     from reid.studies.runner import expand_cells, load_study
 
-    for name in ("study_smoke.yaml", "study_fashion_mnist.yaml", "study_synthetic_mars.yaml"):
-        path = REPO / "configs" / name
-        if not path.is_file():
-            pytest.fail(f"{path} missing")
+    shipped = sorted((REPO / "configs").glob("study_*.yaml"))
+    names = {p.name for p in shipped}
+    assert {"study_smoke.yaml", "study_fashion_mnist.yaml", "study_synthetic_mars.yaml"} <= names
+    for path in shipped:
         study = load_study(path)
         assert expand_cells(study)
         assert load_study(path, smoke=True).name == study.name
+
+
+@pytest.mark.slow
+def test_failed_cell_is_recorded_and_the_rest_reported(tmp_path):
+    from reid.studies.runner import load_study, run_study
+
+    data = _tiny_idx(tmp_path / "idx", n_train=80, n_test=40)
+    cfg_path = _study_yaml(tmp_path, data)
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["schemes"] = [{"name": "cce"}, {"name": "proselflc", "params": {"B": -1.0}}]  # fails when built
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "out"
+    summary = run_study(load_study(cfg_path), out, progress=False, log=lambda m: None)
+    assert summary["failed"] == ["proselflc-symmetric0.4-seed0"] and summary["ran"] == ["cce-symmetric0.4-seed0"]
+    err = json.loads((out / "cells" / "proselflc-symmetric0.4-seed0" / "cell_error.json").read_text())
+    assert "B=-1" in err["error"]
+    assert not (out / "cells" / "proselflc-symmetric0.4-seed0" / "cell.json").exists()
+    table = (out / "table.md").read_text()
+    assert "| cce |" in table and "failed" in table

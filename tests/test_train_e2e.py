@@ -247,7 +247,7 @@ def test_ddp_two_processes_on_cpu(tmp_path, tiny_synthetic_mars):
     cfg = tiny_config_file(tmp_path, tiny_synthetic_mars, name="ddp")
     env = _env()
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(REPO_ROOT), env.get("PYTHONPATH", "")])
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(REPO_ROOT / "tools" / "train.py"), "--config", str(cfg),
            "train.hooks=[ddp_hooks:RecordLabels]", "eval.every=0"]
     done = subprocess.run(cmd, env=env, capture_output=True, timeout=240, cwd=tmp_path)

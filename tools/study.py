@@ -54,9 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(e))
     out = args.out or Path("runs") / (study.name + ("-smoke" if args.smoke else ""))
     summary = run_study(study, out, progress=not args.no_progress, log=lambda m: print(m, flush=True))
-    print(f"study {study.name}: {len(summary['ran'])} cell(s) run, {len(summary['skipped'])} skipped; results in {out}")
-    print((Path(out) / "table.md").read_text())
-    return 0
+    print(f"study {study.name}: {len(summary['ran'])} cell(s) run, {len(summary['skipped'])} skipped, "
+          f"{len(summary['failed'])} failed; results in {out}")
+    if (Path(out) / "table.md").is_file():
+        print((Path(out) / "table.md").read_text())
+    return 1 if summary["failed"] else 0
 
 
 if __name__ == "__main__":

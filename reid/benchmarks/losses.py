@@ -7,9 +7,10 @@
 CPU, one torch thread by default (``--threads``; the same for every case), median over repeats
 after warm-up. Every case times the same inputs and a full step: a fresh leaf copy of the
 logits / embeddings, forward, ``backward()``. The weighted-CE cases (sub-millisecond each) are
-timed *interleaved* with their baseline - each round runs the baseline and every scheme once, in
-that order - so load drifting on a shared machine hits both sides of each ratio alike; the
-ratio is median(case) / median(baseline). Goals: weighted CE <= 1.5x plain CE; our RLL <= 1.5x
+timed *interleaved* with their baseline: rounds that visit the baseline and every scheme in a
+seeded random order, a short burst of calls per visit (2 untimed, 5 timed), so each call runs in
+its own case's steady state while load drifting on a shared machine hits both sides of each
+ratio alike; the ratio is median(case) / median(baseline). Goals: weighted CE <= 1.5x plain CE; our RLL <= 1.5x
 PML's.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import random
 import statistics
 import time
 import warnings
@@ -43,22 +45,28 @@ def _median_time(fn, repeats: int, warmup: int) -> float:
     return statistics.median(times)
 
 
-def _interleaved_median_times(fns: list, repeats: int, warmup: int) -> list[float]:
-    """Median seconds of each ``fn``, timed round-robin (one call of each per round) so that a
-    change of machine load during the run affects every case equally. The garbage collector is
-    paused while timing (a collection would land in whichever case happened to trigger it)."""
-    for _ in range(warmup):
-        for fn in fns:
-            fn()
+def _interleaved_median_times(fns: list, repeats: int, warmup: int, burst: int = 5, seed: int = 0) -> list[float]:
+    """Median seconds per call of each ``fn``, timed in rounds: every round visits all cases in a
+    fresh seeded random order, and each visit makes ``warmup`` untimed calls then ``burst``
+    timed ones (``repeats`` timed calls per case in all). Each timed call thus runs in the steady
+    state of its own case (caches, allocator), as in a training loop, while a change of machine
+    load during the run hits every case alike. The garbage collector is paused while timing (a
+    collection would land in whichever case triggered it)."""
     times: list[list[float]] = [[] for _ in fns]
+    order = list(range(len(fns)))
+    rng = random.Random(seed)
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for _ in range(repeats):
-            for fn, bucket in zip(fns, times):
-                t0 = time.perf_counter()
-                fn()
-                bucket.append(time.perf_counter() - t0)
+        for _ in range(max(1, -(-repeats // burst))):
+            rng.shuffle(order)
+            for i in order:
+                for _ in range(warmup):
+                    fns[i]()
+                for _ in range(burst):
+                    t0 = time.perf_counter()
+                    fns[i]()
+                    times[i].append(time.perf_counter() - t0)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -77,10 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         prog="tools/benchmark.py losses", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  python tools/benchmark.py losses\n  python tools/benchmark.py losses --repeats 50 --json\n"
                "  python tools/benchmark.py losses --ce-repeats 1000 --threads 2")
-    parser.add_argument("--repeats", type=int, default=30, help="timed repeats per case (median reported)")
+    parser.add_argument("--repeats", type=int, default=30, help="timed repeats per RLL / ICE case (median reported)")
     parser.add_argument("--ce-repeats", type=int, default=300,
-                        help="timed rounds for the (sub-millisecond) weighted-CE cases (median reported)")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed warm-up runs per case")
+                        help="timed calls per weighted-CE case (sub-millisecond each; median reported)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed warm-up runs per RLL / ICE case (weighted-CE cases: 2 per visit, see above)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: stable on shared machines)")
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
     args = parser.parse_args(argv)
@@ -92,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     labels = torch.randint(0, 625, (256,))
     steps = [_step(F.cross_entropy, logits, labels)]
     steps += [_step(WeightedCrossEntropyLoss(scheme=name, **params), logits, labels) for name, params in SCHEMES]
-    base, *scheme_times = _interleaved_median_times(steps, args.ce_repeats, max(args.warmup, 20))
+    base, *scheme_times = _interleaved_median_times(steps, args.ce_repeats, warmup=2)
     rows.append(("F.cross_entropy (baseline)", base * 1e3, 1.0))
     for (name, _), t in zip(SCHEMES, scheme_times):
         rows.append((f"WeightedCE {name}", t * 1e3, t / base))

@@ -171,7 +171,7 @@ class TrainConfig(_Section):
     log_every: int = Field(10, ge=1, description="iterations between metrics.jsonl train records")
     deterministic: bool = Field(True, description="torch.use_deterministic_algorithms (warn-only)")
     find_unused_parameters: bool = Field(
-        True, description="DDP: tolerate parameters that receive no gradient in a step"
+        False, description="DDP: tolerate parameters without gradient (forced on when loss.id.weight is 0)"
     )
     hooks: list[str] = Field(
         default_factory=list, description="extra trainer hooks as 'package.module:ClassName' (built with no args)"

@@ -135,7 +135,13 @@ class Trainer:
     # ------------------------------------------------------------------------------------------
     # setup
     # ------------------------------------------------------------------------------------------
-    def _setup(self) -> None:
+    def setup(self) -> None:
+        """Build everything ``fit`` needs (output dir, data, model, losses, optimiser, sampler,
+        schedule, DDP wrapper) and load the resume checkpoint. Called by ``fit``; call it
+        directly to drive ``training_step`` yourself (the benchmark does). Idempotent."""
+        if getattr(self, "_is_setup", False):
+            return
+        self._is_setup = True
         cfg = self.cfg
         is_main = self.dist.is_main
         if is_main:
@@ -200,7 +206,8 @@ class Trainer:
             self.ddp_model = torch.nn.parallel.DistributedDataParallel(
                 self.model,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=cfg.train.find_unused_parameters,
+                # with no id loss the classifier gets no gradient; DDP must be told or it hangs
+                find_unused_parameters=cfg.train.find_unused_parameters or cfg.loss.id.weight == 0,
             )
         else:
             self.ddp_model = self.model
@@ -300,10 +307,42 @@ class Trainer:
             total = total + cfg.metric.weight * metric_value
         return {"total": total, "id": id_value, "metric": metric_value}
 
+    def training_step(self, batch: dict, epoch: int = 0, it: int = 0) -> dict | None:
+        """One optimiser step on a collated batch (the unit the benchmark times).
+
+        Returns ``{"outputs", "losses", "lr", "grad_norm"}``, or None when the loss was non-finite
+        and ``nan_policy: skip`` dropped the step (``stop`` raises :class:`NonFiniteLossError`)."""
+        cfg = self.cfg
+        frames = batch["frames"].to(self.device, non_blocking=True)
+        mask = batch["mask"].to(self.device, non_blocking=True)
+        labels = batch["labels"].to(self.device, non_blocking=True)
+        # hook contract names: position in trainer.data.train, training label, source row
+        batch["index"], batch["label"] = batch["indices"], batch["labels"]
+        batch["row"] = torch.tensor([self.data.train[i].row for i in batch["indices"].tolist()])
+        with self._autocast():
+            outputs = self.ddp_model(frames, mask, labels)
+        losses = self.compute_losses(outputs, labels)
+        total = losses["total"]
+        if any_rank(not bool(torch.isfinite(total)), self.dist, self.device):
+            self._non_finite(epoch, it, total)
+            return None
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.unscale_(self.optimizer)  # clip and log true gradient norms under fp16
+        lr_used = self.optimizer.param_groups[0]["lr"]  # the rate this step applies
+        grad_norm = None
+        if cfg.train.grad_clip is not None:
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.train.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if cfg.sched.interval == "iteration":
+            self.scheduler.step()
+        self.global_step += 1
+        return {"outputs": outputs, "losses": losses, "lr": lr_used, "grad_norm": grad_norm}
+
     def train_one_epoch(self, epoch: int) -> dict:
         cfg = self.cfg
-        model = self.ddp_model
-        model.train()
+        self.ddp_model.train()
         loader = self._loader(epoch)
         bar = tqdm(
             total=self.iters_per_epoch,
@@ -318,32 +357,11 @@ class Trainer:
         for it, batch in enumerate(loader):
             if it >= self.iters_per_epoch:
                 break
-            frames = batch["frames"].to(self.device, non_blocking=True)
-            mask = batch["mask"].to(self.device, non_blocking=True)
-            labels = batch["labels"].to(self.device, non_blocking=True)
-            # hook contract names: position in trainer.data.train, training label, source row
-            batch["index"], batch["label"] = batch["indices"], batch["labels"]
-            batch["row"] = torch.tensor([self.data.train[i].row for i in batch["indices"].tolist()])
-            with self._autocast():
-                outputs = model(frames, mask, labels)
-            losses = self.compute_losses(outputs, labels)
-            total = losses["total"]
-            if any_rank(not bool(torch.isfinite(total)), self.dist, self.device):
-                self._non_finite(epoch, it, total)
+            step = self.training_step(batch, epoch, it)
+            if step is None:  # non-finite loss, skipped under nan_policy=skip
                 continue
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(total).backward()
-            self.scaler.unscale_(self.optimizer)
-            lr_used = self.optimizer.param_groups[0]["lr"]  # the rate this step applies
-            grad_norm = None
-            if cfg.train.grad_clip is not None:
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.train.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            if cfg.sched.interval == "iteration":
-                self.scheduler.step()
-            self.global_step += 1
-
+            frames, outputs, losses = batch["frames"], step["outputs"], step["losses"]
+            total, lr_used, grad_norm = losses["total"], step["lr"], step["grad_norm"]
             value = float(total.detach())
             loss_sum += value
             steps += 1
@@ -500,7 +518,7 @@ class Trainer:
     def _fit(self) -> dict:
         cfg = self.cfg
         t_fit = time.perf_counter()
-        self._setup()
+        self.setup()
         if self.untrained is None and cfg.eval.untrained and self.resume_path is None:
             self.logger.info("evaluating the untrained network (baseline)")
             self.untrained = self._evaluate_and_log(0)

@@ -32,9 +32,10 @@ scores are ranked by ascending gallery index (a stable sort of the descending sc
 path here (fast exact ranks, FAISS top-k lists, re-ranking) uses the same rule.
 
 Algorithm. Only each positive's rank among the non-junk items matters, so no row is sorted.
-Per chunk of queries: one GEMM gives the ``[chunk, G]`` scores; junk entries are set to -inf;
-only items scoring at least the hardest positive's score can outrank a positive, so those are
-extracted (one compare pass) and bucketed against the positives' scores with one 1-D
+Per chunk of queries: one GEMM writes the ``[chunk, G]`` scores into a buffer reused by every
+chunk; the (few, per-query listed) junk entries are set to -inf; only items scoring at least the
+hardest positive's score can outrank a positive, so those are extracted (one compare pass in
+cache-sized row blocks, flat ``nonzero``, rows split over the torch thread count) and bucketed against the positives' scores with one 1-D
 ``searchsorted`` over integer keys (row, order-preserving float bits); a histogram and a suffix
 sum give, for every positive, the number of non-junk items scoring strictly higher. Exact ties
 with a positive are resolved by counting the tied items with a smaller gallery index. Peak
@@ -44,6 +45,7 @@ memory is ``O(chunk * G)``; see :func:`positive_ranks_chunk`.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -279,21 +281,44 @@ def _items_at_or_above(scores: np.ndarray, threshold: np.ndarray) -> tuple[np.nd
 
     One compare pass over the chunk, done in row blocks whose mask stays in cache, then a *flat*
     ``np.flatnonzero`` per block (its 1-D scan is ~10x faster than the 2-D ``np.nonzero``, which
-    walks multi-indices element by element). Rows with ``threshold = inf`` yield nothing.
+    walks multi-indices element by element). Rows with ``threshold = inf`` yield nothing. The rows
+    are split into contiguous ranges over ``torch.get_num_threads()`` Python threads (numpy
+    releases the GIL in both calls), so the pass uses the same cores as the GEMM before it.
     """
     c, num_gallery = scores.shape
     block = max(1, _EXTRACT_BLOCK_BYTES // max(num_gallery, 1))
-    mask = np.empty((min(block, c), num_gallery), dtype=bool)
-    found = []
-    for a in range(0, c, block):
-        b = min(a + block, c)
-        m = mask[: b - a]
-        np.greater_equal(scores[a:b], threshold[a:b, None], out=m)
-        flat = np.flatnonzero(m)
-        if len(flat):
-            found.append(flat + a * num_gallery)
+
+    def extract(lo: int, hi: int) -> list[np.ndarray]:
+        mask = np.empty((min(block, hi - lo), num_gallery), dtype=bool)
+        found = []
+        for a in range(lo, hi, block):
+            b = min(a + block, hi)
+            m = mask[: b - a]
+            np.greater_equal(scores[a:b], threshold[a:b, None], out=m)
+            flat = np.flatnonzero(m)
+            if len(flat):
+                found.append(flat + a * num_gallery)
+        return found
+
+    workers = min(torch.get_num_threads(), math.ceil(c / block))
+    if workers > 1:
+        cuts = [round(i * c / workers) for i in range(workers + 1)]
+        parts = _thread_pool(workers).map(extract, cuts[:-1], cuts[1:])
+        found = [f for part in parts for f in part]  # ranges in order: row-major order kept
+    else:
+        found = extract(0, c)
     flat = np.concatenate(found) if found else np.zeros(0, np.int64)
     return flat // num_gallery, flat % num_gallery
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _thread_pool(workers: int) -> ThreadPoolExecutor:
+    """A process-wide pool per worker count (created once; threads idle between chunks)."""
+    if workers not in _POOLS:
+        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="reid-eval")
+    return _POOLS[workers]
 
 
 def positive_ranks_chunk(

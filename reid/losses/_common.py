@@ -8,46 +8,75 @@ import torch
 
 
 class LossStats(dict):
-    """The ``last_stats`` dict of a loss, with its float summaries computed when first read.
+    """The ``last_stats`` dict of a loss: entries may be computed when first read.
 
     A plain ``dict`` for every reader (``isinstance(stats, dict)``, ``stats["p_mean"]``,
-    ``stats.get``, ``in``, ``items()``, ``dict(stats)``, ``json.dumps``, pickling): the per-example
-    tensors (``p``, ``w``, ...) are stored on construction, and the float summaries (``p_mean``,
-    ``w_var``, ``loss``, ...) are filled in, all at once and with one host sync, by the first
-    access that needs them (a missing key, iteration, ``len``, ``repr``, comparison). Why: a loss
-    forward runs every step, the summaries are read every ``log_every`` steps; computing them
-    eagerly costs a dozen small ops and a device sync per step (about a third of weighted cross
-    entropy's time at batch 256). Keys set explicitly take precedence over computed ones.
+    ``stats.get``, ``in``, ``items()``, ``dict(stats)``, ``json.dumps``, pickling). Two kinds of
+    deferred entries: *lazy* ones (a key and a zero-argument function, e.g. the per-example ``p``
+    tensor), computed alone when that key is read; and the float *summaries* (``p_mean``,
+    ``w_var``, ``loss``, ...), computed all at once, with one host sync, by the first access that
+    needs them (a key not yet present, iteration, ``len``, ``repr``, comparison). ``in`` answers
+    for lazy keys without computing them. Why: a loss forward runs every step, the summaries are
+    read every ``log_every`` steps; computing them eagerly costs a dozen small ops and a device
+    sync per step (about a third of weighted cross entropy's time at batch 256). Assigning a key
+    replaces any deferred value.
     """
 
-    def __init__(self, *args, summarize=None, **kwargs) -> None:
+    def __init__(self, *args, lazy: dict | None = None, summarize=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._summarize = summarize  # callable -> dict of floats, or None once filled
+        self._lazy = dict(lazy or {})  # key -> zero-argument function
+        self._summarize = summarize  # this dict -> dict of floats; None once filled
+
+    def set_lazy(self, key, compute) -> None:
+        """Defer ``self[key]`` to ``compute()``, called on first read."""
+        dict.pop(self, key, None)
+        self._lazy[key] = compute
+
+    def _resolve(self, key):
+        value = self._lazy.pop(key)()
+        dict.__setitem__(self, key, value)
+        return value
 
     def _fill(self) -> None:
+        for key in list(self._lazy):
+            self._resolve(key)
         summarize = self._summarize
         if summarize is not None:
             self._summarize = None
-            for key, value in summarize().items():
+            for key, value in summarize(self).items():
                 dict.setdefault(self, key, value)
 
     def __missing__(self, key):
+        if key in self._lazy:
+            return self._resolve(key)
         if self._summarize is not None:
             self._fill()
             if dict.__contains__(self, key):
                 return dict.__getitem__(self, key)
         raise KeyError(key)
 
+    def __setitem__(self, key, value) -> None:
+        self._lazy.pop(key, None)
+        dict.__setitem__(self, key, value)
+
     def __contains__(self, key) -> bool:
-        if dict.__contains__(self, key):
+        if dict.__contains__(self, key) or key in self._lazy:
             return True
         self._fill()
         return dict.__contains__(self, key)
 
     def get(self, key, default=None):
-        if not dict.__contains__(self, key):
-            self._fill()
+        if dict.__contains__(self, key):
+            return dict.__getitem__(self, key)
+        if key in self._lazy:
+            return self._resolve(key)
+        self._fill()
         return dict.get(self, key, default)
+
+    def clear(self) -> None:
+        self._lazy.clear()
+        self._summarize = None
+        dict.clear(self)
 
     def __reduce__(self):
         self._fill()
@@ -66,14 +95,17 @@ def _filling(name: str):
     return method
 
 
-for _name in ("__iter__", "__reversed__", "__len__", "__repr__", "__eq__", "__ne__", "__or__", "__ror__",
-              "keys", "values", "items", "copy", "pop", "popitem", "setdefault"):
+# Every other read (and the writes that could clash with a deferred entry) sees the full dict.
+for _name in ("__iter__", "__reversed__", "__len__", "__repr__", "__eq__", "__ne__", "__or__", "__ror__", "__ior__",
+              "__delitem__", "keys", "values", "items", "copy", "pop", "popitem", "setdefault", "update"):
     setattr(LossStats, _name, _filling(_name))
 del _name
 
 
-def _summaries(p: torch.Tensor | None, w: torch.Tensor | None, extra: dict) -> dict[str, float]:
+def _summaries(stats: dict, extra: dict) -> dict[str, float]:
+    """Float summaries of ``stats["p"]`` and ``stats["w"]`` (one host sync) and of ``extra``."""
     out: dict[str, float] = {}
+    p, w = stats.get("p"), stats.get("w")
     if p is not None and p.numel():
         parts = [p.double()] + ([] if w is None else [w.double()])
         for name, x in zip(("p", "w"), parts):
@@ -85,22 +117,34 @@ def _summaries(p: torch.Tensor | None, w: torch.Tensor | None, extra: dict) -> d
     return out
 
 
-def make_stats(p: torch.Tensor | None, w: torch.Tensor | None, **extra: float | torch.Tensor) -> LossStats:
+def _detached(get):
+    def compute():
+        x = get()
+        return None if x is None else x.detach()
+    return compute
+
+
+def make_stats(p, w, **extra: float | torch.Tensor) -> LossStats:
     """The ``last_stats`` dict every loss sets after a forward: detached per-example tensors
     ``p`` (labelled-class / matching probability) and ``w`` (unnormalised weight) where they
     exist, plus float summaries ``p_mean``, ``p_std``, ``p_var``, ``p_min``, ``p_max`` (same for
     ``w``) and loss-specific floats (``extra``; a tensor there is reported as the float of its
-    sum, e.g. ``loss=out.loss.detach()``). The summaries are computed on first read (see
-    :class:`LossStats`) from the stored tensors, which the losses never modify. Quantiles and mask splits:
+    sum, e.g. ``loss=out.loss.detach()``).
+
+    ``p`` and ``w`` are tensors (or ``None``), or zero-argument functions returning them, called
+    on first read. The summaries are computed on first read (see :class:`LossStats`) from the
+    stored tensors, which the losses never modify. Quantiles and mask splits:
     :func:`reid.weighting.batch_summary`."""
-    stats = LossStats()
+    stats = LossStats(summarize=lambda s: _summaries(s, extra))
     if p is not None:
-        p = p.detach()
-        w = None if w is None else w.detach()
-        stats["p"] = p
-        stats["w"] = w
-    extra = {k: v.detach() if torch.is_tensor(v) else v for k, v in extra.items()}
-    stats._summarize = lambda: _summaries(p, w, extra)
+        for key, value in (("p", p), ("w", w)):
+            if callable(value):
+                stats._lazy[key] = _detached(value)
+            else:
+                dict.__setitem__(stats, key, None if value is None else value.detach())
+    for key, value in extra.items():
+        if torch.is_tensor(value):
+            extra[key] = value.detach()
     return stats
 
 

@@ -60,10 +60,12 @@ class WeightedCrossEntropyLoss(nn.Module):
     def forward(self, logits: torch.Tensor, labels: torch.Tensor, example_factor: torch.Tensor | None = None):
         out = weighted_cross_entropy(logits, labels, self.scheme, self.normalize, self.label_smoothing,
                                      reduction=self.reduction, example_factor=example_factor)
-        # summaries (p_mean, w_var, loss, ...) are computed when first read, not on every step.
-        stats = make_stats(out.weights.p, out.weights.w, loss=out.loss.detach())
-        stats["coefficients"] = out.coefficients
-        stats["normalized_w"] = out.weights.normalized
+        # p, w, coefficients and the float summaries (p_mean, w_var, loss, ...) are computed when
+        # first read: most steps never read them, and they cost a third of this loss's time.
+        weights = out.weights
+        stats = make_stats(lambda: weights.p, lambda: weights.w, loss=out.loss.detach())
+        stats.set_lazy("coefficients", out.coefficients_getter())
+        stats["normalized_w"] = weights.normalized
         self.last_stats = stats
         return out.loss
 

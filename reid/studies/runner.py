@@ -35,6 +35,7 @@ import math
 import os
 import re
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Literal
 
@@ -100,6 +101,15 @@ def load_study(path: str | os.PathLike, smoke: bool = False) -> StudyConfig:
     except ValidationError as e:
         msgs = "\n".join(f"  {'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
         raise StudyError(f"{path}: invalid study config:\n{msgs}") from None
+    from reid.weighting import get_scheme
+
+    for k, sch in enumerate(cfg.schemes):
+        if sch.name == "proselflc":
+            continue
+        try:
+            get_scheme(sch.name, **sch.params)
+        except (ValueError, TypeError) as e:
+            raise StudyError(f"{path}: schemes[{k}] ({sch.name}): {e}") from None
     if cfg.task == "classification":
         try:
             ClassificationConfig.model_validate(cfg.classification)
@@ -183,7 +193,7 @@ def _run_classification_cell(study: StudyConfig, spec: dict, cell_dir: Path, out
 
     plot_pw_distributions(res["history"], cell_dir / "pw_distributions.png", title=f"{res['scheme']}, {spec['noise_kind']} {spec['noise_rate']:g}")
     return {
-        "metric_name": "test_acc",
+        "metric_name": "accuracy",
         "best": res["best"],
         "final": res["final"],
         "histogram_final": {k: res["history"][-1][k] for k in res["history"][-1] if k.startswith(("p_", "w_")) or k == "epoch"},
@@ -229,13 +239,16 @@ def _run_reid_cell(study: StudyConfig, spec: dict, cell_dir: Path, progress: boo
     return {"metric_name": metric, "best": pick("best"), "final": pick("final"), "histogram_final": hist, "raw_final": final}
 
 
-def run_study(study: StudyConfig, out: str | os.PathLike, progress: bool = True, log=print) -> dict:
-    """Run (or resume) every cell, then write runs.csv, table.md and the plots. Returns a summary."""
+def run_study(study: StudyConfig, out: str | os.PathLike, progress: bool = True, log=print, keep_going: bool = True) -> dict:
+    """Run (or resume) every cell, then write runs.csv, table.md and the plots. Returns a summary.
+
+    ``keep_going``: a cell that raises is recorded in its ``cell_error.json`` (no ``cell.json``,
+    so the next run retries it) and the report is written from the finished cells."""
     out = Path(out)
     (out / "cells").mkdir(parents=True, exist_ok=True)
     (out / "study.json").write_text(json.dumps(study.model_dump(mode="json"), indent=1))
     cells = expand_cells(study)
-    ran, skipped = [], []
+    ran, skipped, failed = [], [], []
     for k, cell in enumerate(cells):
         cell_dir = out / "cells" / cell["id"]
         done = cell_dir / "cell.json"
@@ -252,17 +265,29 @@ def run_study(study: StudyConfig, out: str | os.PathLike, progress: bool = True,
         cell_dir.mkdir(parents=True, exist_ok=True)
         log(f"[{k + 1}/{len(cells)}] {cell['id']}: running")
         t0 = time.time()
-        if study.task == "classification":
-            res = _run_classification_cell(study, cell["spec"], cell_dir, out, progress, log=log if not progress else None)
-        else:
-            res = _run_reid_cell(study, cell["spec"], cell_dir, progress)
+        try:
+            if study.task == "classification":
+                res = _run_classification_cell(study, cell["spec"], cell_dir, out, progress, log=log if not progress else None)
+            else:
+                res = _run_reid_cell(study, cell["spec"], cell_dir, progress)
+        except Exception as e:  # noqa: BLE001 - one broken cell must not lose the others' report
+            if not keep_going:
+                raise
+            err = f"{type(e).__name__}: {e}"
+            _write_json_atomic(cell_dir / "cell_error.json", {"id": cell["id"], "hash": cell["hash"], "error": err,
+                                                                "traceback": traceback.format_exc()})
+            failed.append(cell["id"])
+            log(f"    FAILED ({err}); details in {cell_dir / 'cell_error.json'}; rerun the study to retry it")
+            continue
+        (cell_dir / "cell_error.json").unlink(missing_ok=True)
         record = {"id": cell["id"], "hash": cell["hash"], **cell["spec"], **res, "wall_seconds": time.time() - t0}
         _write_json_atomic(done, record)
         ran.append(cell["id"])
         log(f"    best {res['best']}  final {res['final']}")
-    records = [json.loads((out / "cells" / c["id"] / "cell.json").read_text()) for c in cells]
-    write_report(study, records, out)
-    return {"ran": ran, "skipped": skipped, "cells": len(cells), "out": str(out)}
+    records = [json.loads(p.read_text()) for c in cells if (p := out / "cells" / c["id"] / "cell.json").is_file()]
+    if records:
+        write_report(study, records, out, failed=failed)
+    return {"ran": ran, "skipped": skipped, "failed": failed, "cells": len(cells), "out": str(out)}
 
 
 # ----------------------------------------------------------------------------- report
@@ -292,7 +317,7 @@ def _fmt(values: list[float]) -> str:
     return f"{np.nanmean(v):.1f} ± {np.nanstd(v):.1f}"
 
 
-def write_report(study: StudyConfig, records: list[dict], out: Path) -> None:
+def write_report(study: StudyConfig, records: list[dict], out: Path, failed: list[str] = ()) -> None:
     from reid.studies.plots import plot_final_p_histograms, plot_metric_vs_rate, plot_weight_curves
 
     rows = _rows(records)
@@ -321,12 +346,15 @@ def write_report(study: StudyConfig, records: list[dict], out: Path) -> None:
             cols.append(" / ".join(_fmt([r[f"{which}_{k}"] for r in sel]) for k in ("test_acc", "noisy_fit", "clean_fit")))
         noise = "clean" if rate == 0 else f"{kind} {rate:g}"
         lines.append(f"| {scheme} | {noise} | {cols[0]} | {cols[1]} | {_fmt([r['final_correction_rate'] for r in sel])} |")
+    if failed:
+        lines += ["", f"Not in the table (failed; see their cell_error.json, rerun to retry): {', '.join(failed)}"]
     (out / "table.md").write_text("\n".join(lines) + "\n")
 
     plot_rows = [{**r, "final": r["final_test_acc"], "best": r["best_test_acc"]} for r in rows]
     for which in ("final", "best"):
         plot_metric_vs_rate(plot_rows, which, out / f"metric_vs_rate_{which}.png", ylabel=f"test {metric} ({which})")
-    plot_weight_curves([(s.display, s.name, s.params) for s in study.schemes], out / "weight_curves.png")
+    done = {r["scheme"].get("label") or r["scheme"]["name"] for r in records}
+    plot_weight_curves([(s.display, s.name, s.params) for s in study.schemes if s.display in done], out / "weight_curves.png")
     hists: dict[str, dict] = {}
     for r in records:
         if r.get("histogram_final") and r["seed"] == seeds[0] and r["noise_rate"] > 0:

@@ -119,7 +119,7 @@ def _log_probs_kernel(z: torch.Tensor, idx: torch.Tensor):
     # A row with no finite competitor has max -inf; shifting by the most negative finite number
     # instead keeps exp(-inf - shift) = 0 and gives lse_other = shift + log(0) = -inf, no NaN.
     shift = exp_other.amax(dim=1).clamp_(min=torch.finfo(z.dtype).min)
-    exp_other.sub_(shift[:, None]).exp_()  # target column: exp(-inf) = 0
+    exp_other.sub_(shift.unsqueeze(1)).exp_()  # target column: exp(-inf) = 0
     total_other = exp_other.sum(dim=1)
     lse_other = shift + torch.log(total_other)
     return z_y, lse_other, exp_other, total_other
@@ -153,20 +153,76 @@ class ExampleWeights:
     log_z: torch.Tensor
 
 
-def _normalized_from_log_w(log_w: torch.Tensor, normalize: str, valid: torch.Tensor | None = None):
-    """``(w_i / Z, log Z, log Z')`` with ``log Z' = log Z`` except ``+inf`` where ``Z = 0`` (every
-    weight exactly 0, or an empty batch), so that ``exp(log w - log Z') = 0``, never
-    ``exp(-inf + inf) = NaN``: no example pushes anything. No host sync, no branch on values."""
-    if valid is not None:
-        log_w = log_w.masked_fill(~valid, -math.inf)
+class _LazyExampleWeights(ExampleWeights):
+    """:class:`ExampleWeights` whose ``p``, ``w`` and ``log_z`` are computed on first read (and
+    kept). The gradient needs only ``normalized``; a training step that never reads the others
+    skips their ops - at batch 256 each small op costs as much as a tenth of a pass over the
+    logits. Values are identical to the eager ones."""
+
+    def __init__(self, log_p: torch.Tensor, log_w: torch.Tensor, normalized: torch.Tensor, normalize: str,
+                 valid: torch.Tensor | None, masked_log_w: torch.Tensor) -> None:
+        self.log_w, self.normalized = log_w, normalized
+        self._log_p, self._normalize, self._valid, self._masked_log_w = log_p, normalize, valid, masked_log_w
+        self._cache: dict[str, torch.Tensor] = {}
+
+    def _get(self, name: str, compute) -> torch.Tensor:
+        value = self._cache.get(name)
+        if value is None:
+            with torch.no_grad():
+                value = self._cache[name] = compute()
+        return value
+
+    @property
+    def p(self) -> torch.Tensor:  # type: ignore[override]
+        return self._get("p", lambda: torch.exp(self._log_p))
+
+    @property
+    def w(self) -> torch.Tensor:  # type: ignore[override]
+        def compute():
+            w = torch.exp(self.log_w)
+            return w if self._valid is None else w.masked_fill(~self._valid, 0.0)
+        return self._get("w", compute)
+
+    @property
+    def log_z(self) -> torch.Tensor:  # type: ignore[override]
+        return self._get("log_z", lambda: _log_normaliser(self._masked_log_w, self._normalize, self._valid))
+
+    @property
+    def log_z_div(self) -> torch.Tensor:
+        """``log Z``, except ``+inf`` where ``Z = 0`` (every weight exactly 0, or an empty batch),
+        so that ``exp(log x - log Z')`` is 0 there, never ``exp(-inf + inf) = NaN``."""
+        # log Z is never +inf (finite logits give log w < +inf): nan_to_num maps only -inf.
+        return self._get("log_z_div", lambda: torch.nan_to_num(self.log_z, neginf=math.inf))
+
+
+def _log_normaliser(masked_log_w: torch.Tensor, normalize: str, valid: torch.Tensor | None) -> torch.Tensor:
+    """``log Z``: ``logsumexp_i log w_i`` over the valid examples (``"sum"``; ``-inf`` when every
+    weight is 0 or the batch is empty) or ``log N`` (``"n"``, ``N`` = number of valid examples, at least 1)."""
     if normalize == "sum":
-        log_z = torch.logsumexp(log_w, dim=0) if log_w.numel() else log_w.new_tensor(-math.inf)
-        # log Z is never +inf or NaN (finite logits give log w < +inf), so nan_to_num only maps -inf.
-        log_z_div = torch.nan_to_num(log_z, neginf=math.inf)
+        if not masked_log_w.numel():
+            return masked_log_w.new_tensor(-math.inf)
+        return torch.logsumexp(masked_log_w, dim=0)
+    n = masked_log_w.numel() if valid is None else int(valid.sum())
+    return masked_log_w.new_tensor(math.log(max(n, 1)))
+
+
+def _weights(log_p, log1m_p, scheme: WeightScheme, normalize: str, valid) -> _LazyExampleWeights:
+    """The batch's weights: ``log w_i`` and ``w_i / Z`` now, the rest on demand.
+
+    ``w_i / Z = softmax_i(log w)`` (``"sum"``), one op, exact in the log domain when every
+    ``w_i`` underflows; when every weight is exactly 0 (``log w = -inf`` throughout) the softmax
+    is 0/0 and gives 0 instead: no example pushes anything."""
+    if torch.is_grad_enabled():  # (the autograd Function's forward already runs without grad)
+        with torch.no_grad():
+            return _weights(log_p, log1m_p, scheme, normalize, valid)
+    log_w = scheme.log_w(log_p, log1m_p)
+    masked = log_w if valid is None else log_w.masked_fill(~valid, -math.inf)
+    if normalize == "sum":
+        normalized = torch.softmax(masked, dim=0).nan_to_num_(nan=0.0)
     else:
-        n = log_w.numel() if valid is None else int(valid.sum())
-        log_z = log_z_div = log_w.new_tensor(math.log(max(n, 1)))
-    return torch.exp(log_w - log_z_div), log_z, log_z_div
+        n = masked.numel() if valid is None else int(valid.sum())
+        normalized = torch.exp(masked - math.log(max(n, 1)))
+    return _LazyExampleWeights(log_p, log_w, normalized, normalize, valid, masked)
 
 
 def weights_from_log_probs(log_p: torch.Tensor, log1m_p: torch.Tensor, scheme: WeightScheme,
@@ -174,18 +230,27 @@ def weights_from_log_probs(log_p: torch.Tensor, log1m_p: torch.Tensor, scheme: W
     """Weights ``w(p_i)`` and their normalised values from stable ``log p`` / ``log(1-p)``.
     ``valid`` (bool [N]) excludes examples from the batch (weight 0, not counted in Z)."""
     _check_normalize(normalize)
-    return _weights(log_p, log1m_p, scheme, normalize, valid)[0]
+    ew = _weights(log_p, log1m_p, scheme, normalize, valid)
+    return ExampleWeights(ew.p, ew.w, ew.log_w, ew.normalized, ew.log_z)
 
 
-def _weights(log_p, log1m_p, scheme: WeightScheme, normalize: str, valid):
-    """:class:`ExampleWeights` and ``log Z'`` (see :func:`_normalized_from_log_w`)."""
+def _coefficients(scheme: WeightScheme, log_p: torch.Tensor, log1m_p: torch.Tensor, log_w: torch.Tensor,
+                  log_z: torch.Tensor, label_smoothing: float = 0.0, factor: torch.Tensor | None = None,
+                  valid: torch.Tensor | None = None) -> torch.Tensor:
+    """``c_i = f_i min(s_i / Z, 1/eps)`` (no cap without smoothing), ``s_i = w_i / (2 (1 - p_i))``
+    from the scheme's closed form, in the log domain (``1/Z`` alone can overflow when every
+    ``w_i`` is tiny); clamped to the dtype's largest finite value (reachable without smoothing,
+    for schemes with ``w(1) > 0`` as ``p_i -> 1``, or with ``Z = 0``); 0 for invalid examples."""
     with torch.no_grad():
-        log_w = scheme.log_w(log_p, log1m_p)
-        normalized, log_z, log_z_div = _normalized_from_log_w(log_w, normalize, valid)
-        w = torch.exp(log_w)
+        log_c = scheme.log_grad_scale(log_p, log1m_p, log_w) - log_z
+        if label_smoothing > 0:
+            log_c = torch.clamp(log_c, max=-math.log(label_smoothing))
+        c = torch.exp(log_c)
+        if factor is not None:
+            c = c * factor
         if valid is not None:
-            w = w.masked_fill(~valid, 0.0)
-    return ExampleWeights(torch.exp(log_p), w, log_w, normalized, log_z), log_z_div
+            c = c.masked_fill(~valid, 0.0)
+        return torch.clamp(c, max=torch.finfo(c.dtype).max)
 
 
 def _log_p_from_p(p_true: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -226,10 +291,8 @@ def rescale_coefficients(p_true: torch.Tensor | None, scheme: WeightScheme | str
     _check_normalize(normalize)
     if log_p is None or log1m_p is None:
         log_p, log1m_p = _log_p_from_p(p_true)
-    ew, log_z_div = _weights(log_p, log1m_p, scheme, normalize, None)
-    with torch.no_grad():
-        c = torch.exp(scheme.log_grad_scale(log_p, log1m_p, ew.log_w) - log_z_div)
-        return torch.clamp(c, max=torch.finfo(c.dtype).max)
+    ew = _weights(log_p, log1m_p, scheme, normalize, None)
+    return _coefficients(scheme, log_p, log1m_p, ew.log_w, ew.log_z)
 
 
 def _ce_over_one_minus_p(log_p: torch.Tensor, log1m_p: torch.Tensor) -> torch.Tensor:
@@ -255,6 +318,36 @@ class WeightedCE:
     weights: ExampleWeights
     coefficients: torch.Tensor
     log_probs: StableLogProbs
+
+
+class _LazyWeightedCE(WeightedCE):
+    """:class:`WeightedCE` whose ``coefficients`` may be given as a zero-argument function,
+    called (once) on first read: without label smoothing the gradient does not need them."""
+
+    def __init__(self, loss, weights, coefficients, log_probs) -> None:
+        self.loss, self.weights, self.log_probs = loss, weights, log_probs
+        self._coefficients = coefficients
+
+    @property
+    def coefficients(self) -> torch.Tensor:  # type: ignore[override]
+        if callable(self._coefficients):
+            self._coefficients = self._coefficients()
+        return self._coefficients
+
+    def coefficients_getter(self):
+        """A zero-argument function returning :attr:`coefficients` that holds only the detached
+        per-example tensors they are computed from, not this result (whose ``loss`` holds the
+        autograd graph): for stats that outlive the step."""
+        if not callable(self._coefficients):
+            value = self._coefficients
+            return lambda: value
+        compute, cache = self._coefficients, []
+
+        def get():
+            if not cache:
+                cache.append(compute())
+            return cache[0]
+        return get
 
 
 class _DMCrossEntropy(torch.autograd.Function):
@@ -284,44 +377,39 @@ class _DMCrossEntropy(torch.autograd.Function):
         if z.dtype != _compute_dtype(z):
             z = z.to(_compute_dtype(z))
         # a copy (N int64s): the backward must not see later in-place edits of the caller's labels.
-        idx = labels[:, None].clone()
+        idx = labels.unsqueeze(1).clone()
         z_y, lse_other, exp_other, total_other = _log_probs_kernel(z, idx)
         lse = torch.logaddexp(z_y, lse_other)
         log_p = z_y - lse
         log1m_p = lse_other - lse
-        ew, log_z_div = _weights(log_p, log1m_p, scheme, normalize, valid)
+        ew = _weights(log_p, log1m_p, scheme, normalize, valid)
+        factor = None if example_factor is None else example_factor.detach().to(z.dtype)
 
         # a_i / Z = w_i / (2Z) = normalized_i / 2, exact, and 0 for examples excluded by `valid`
         # and for rows without a finite competitor (their direction r - q is undefined): total is
         # >= 1 on rows with a competitor and 0 on the others, so min(total, 1/2) is the factor.
         a_over_z = ew.normalized * total_other.clamp(max=0.5)
-        # c_i = s_i / Z in the log domain (1/Z alone can overflow when every w_i is tiny).
-        log_c = scheme.log_grad_scale(log_p, log1m_p, ew.log_w) - log_z_div
         if label_smoothing > 0:
             # cap c_i at 1/eps (see weighted_cross_entropy); a_i / Z = c_i (1 - p_i) follows, so
             # the direction stays p - q~.
             a_over_z = torch.minimum(a_over_z, torch.exp(log1m_p) / label_smoothing)
-            log_c = torch.clamp(log_c, max=-math.log(label_smoothing))
-        s_over_z = torch.exp(log_c)
-        if example_factor is not None:
-            factor = example_factor.detach().to(z.dtype)
+        if factor is not None:
             a_over_z = a_over_z * factor
-            s_over_z = s_over_z * factor
-        if valid is not None:
-            s_over_z = s_over_z.masked_fill(~valid, 0.0)
-        coeff = torch.clamp(s_over_z, max=torch.finfo(s_over_z.dtype).max)
         values = a_over_z * _ce_over_one_minus_p(log_p, log1m_p)
-
         # exp_other is r_i * total_i; on rows without a competitor it is all 0 (any finite scale).
         row_scale = a_over_z / total_other.clamp(min=1.0)
         if label_smoothing > 0:
-            smooth = label_smoothing * s_over_z
+            coeff = _coefficients(scheme, log_p, log1m_p, ew.log_w, ew.log_z_div, label_smoothing, factor, valid)
+            smooth = label_smoothing * coeff
             shift = smooth / logits.shape[1]
             target = smooth - a_over_z
             # CE~ = (1 - eps) CE + eps * CE_uniform, CE_uniform = logsumexp(z) - mean(z).
             ce_uniform = lse - z.mean(dim=1)
             values = (1 - label_smoothing) * values + smooth * ce_uniform
         else:
+            # c_i is not needed for the gradient: computed only if the caller reads it.
+            def coeff():
+                return _coefficients(scheme, log_p, log1m_p, ew.log_w, ew.log_z_div, 0.0, factor, valid)
             shift = None
             target = a_over_z.neg()
 
@@ -334,12 +422,14 @@ class _DMCrossEntropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         exp_other, row_scale, target, idx = ctx.saved_tensors
-        g = grad_out.to(exp_other.dtype)  # scalar (reduction "sum") or [N]
-        grad = exp_other * (row_scale * g)[:, None]
+        g = grad_out if grad_out.dtype == exp_other.dtype else grad_out.to(exp_other.dtype)  # scalar or [N]
+        grad = exp_other * (row_scale * g).unsqueeze(1)
         if ctx.shift is not None:
-            grad.sub_((ctx.shift * g)[:, None])
-        grad.scatter_add_(1, idx, (target * g)[:, None])
-        return grad.to(ctx.logits_dtype), None, None, None, None, None, None, None, None
+            grad.sub_((ctx.shift * g).unsqueeze(1))
+        grad.scatter_add_(1, idx, (target * g).unsqueeze(1))
+        if grad.dtype != ctx.logits_dtype:
+            grad = grad.to(ctx.logits_dtype)
+        return grad, None, None, None, None, None, None, None, None
 
 
 def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, scheme: WeightScheme | str = "cce",
@@ -387,7 +477,7 @@ def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, scheme: W
     loss = _DMCrossEntropy.apply(logits, labels, scheme, normalize, float(label_smoothing), example_factor, valid,
                                  reduction == "sum", results)
     ew, coeff, log_probs = results[0]
-    return WeightedCE(loss, ew, coeff, log_probs)
+    return _LazyWeightedCE(loss, ew, coeff, log_probs)
 
 
 def normalized_pair_weights(scores: torch.Tensor, active: torch.Tensor, temperature: float) -> torch.Tensor:
