@@ -123,6 +123,16 @@ def test_scheme_configs_differ_only_in_the_id_loss():
             assert plain[section] == base[section], (name, section)
 
 
+@pytest.mark.parametrize("name", ["cce", "mae", "gce", "imae", "dm", "proselflc"])
+def test_scheme_configs_build_their_losses(name):
+    # a base file's params must not leak into another scheme (e.g. IMAE's T into CCE)
+    from reid.engine.builders import build_id_loss, build_metric_loss
+
+    cfg = load_config(REPO_ROOT / "configs" / "schemes" / f"{name}.yaml", set_output_dir=False)
+    build_id_loss(cfg.loss.id, num_classes=10)
+    assert build_metric_loss(cfg.loss.metric) is not None
+
+
 def test_lr_schedule_warmup_step_cosine():
     warm_step = SchedConfig(name="step", warmup_epochs=2, warmup_factor=0.1, milestones=[4, 6], gamma=0.5)
     assert lr_factor(0.0, warm_step, 10) == pytest.approx(0.1)

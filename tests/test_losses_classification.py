@@ -184,3 +184,19 @@ def test_linear_head_finite_with_huge_logits_and_rejects_ref_emb():
     assert head.last_stats["logit_abs_max"] > 1e3
     with pytest.raises(ValueError):
         head(emb, torch.tensor([0, 1, 2, 0, 1, 2]), ref_emb=emb)
+
+
+@pytest.mark.parametrize("make", [lambda: ProSelfLCLoss(num_classes=5), lambda: LabelSmoothingLoss(0.1),
+                                  lambda: ConfidencePenaltyLoss(0.3), lambda: SoftBootstrappingLoss(0.8)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_label_correction_losses_accept_low_precision_logits(make, dtype):
+    # Regression: float64-only tests once hid an infinite recursion on float32 logits.
+    logits64, labels = _batch()
+    loss_fn = make()
+    z = logits64.to(dtype).requires_grad_(True)
+    loss = loss_fn(z, labels)
+    loss.backward()
+    assert loss.dtype == torch.float32
+    ref = make()(logits64.to(dtype).double(), labels)
+    torch.testing.assert_close(loss.double(), ref, rtol=1e-4, atol=1e-5)
+    assert torch.isfinite(z.grad.float()).all()

@@ -260,3 +260,21 @@ def test_ddp_two_processes_on_cpu(tmp_path, tiny_synthetic_mars):
     for epoch in seen[0]:
         assert seen[0][epoch] and seen[1][epoch]
         assert not set(seen[0][epoch]) & set(seen[1][epoch]), f"ranks shared identities in epoch {epoch}"
+
+
+def test_noise_section_adds_the_noise_hook(tmp_path, tiny_synthetic_mars):
+    path = tiny_config_file(tmp_path, tiny_synthetic_mars, name="noisy", train={"epochs": 1},
+                            eval={"untrained": False})
+    cfg = load_config(path, ["noise={items: [{kind: symmetric, rate: 0.25}], seed: 0}"])
+    trainer = Trainer(cfg)
+    assert any(type(h).__name__ == "NoiseHook" for h in trainer.hooks)
+    final = trainer.fit()
+    out = Path(cfg.output_dir)
+    assert (out / "noise_manifest.json").is_file()
+    # the hook replaced the training labels before the sampler was built: int(0.25 N) relabelled
+    train = trainer.data.train
+    relabelled = sum(trainer.data.label_to_pid[t.label] != t.pid for t in train)
+    assert relabelled == int(0.25 * len(train)) > 0
+    sampler_labels = {trainer.train_dataset.tracklets[i].label for i in range(len(train))}
+    assert sampler_labels == {t.label for t in train}
+    assert "noise" in final and final["noise"]["final"]["mAP"] == final["final"]["mAP"]

@@ -15,6 +15,9 @@ examples:
   # the real result: Fashion-MNIST, 40% symmetric noise, CCE/MAE/GCE/IMAE/DM/ProSelfLC (~20 min CPU)
   python tools/study.py --config configs/study_fashion_mnist.yaml --out runs/study_fashion_mnist
 
+  # the memorisation regime: 2k images, 60 epochs (CCE memorises, IMAE/DM do not)
+  python tools/study.py --config configs/study_fashion_mnist_small.yaml
+
   # the same grid shrunk to one epoch per cell, to check a config before the long run
   python tools/study.py --config configs/study_fashion_mnist.yaml --out /tmp/check --smoke
 

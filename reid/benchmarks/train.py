@@ -10,7 +10,10 @@ weighted losses, backward, clip, optimiser and schedule step) is timed twice on 
 
 ``ratio = pipeline / preloaded`` is the data pipeline's overhead on a training step (goal
 ``<= 1.15`` at the default config); ``clips/s`` is the pipeline throughput (clips = tracklet clips
-of ``data.clip_length`` frames). Both are measured in the same process, alternating, after warm-up.
+of ``data.clip_length`` frames). Both are measured in the same process, alternating step by step
+after warm-up (so other processes' load hits both alike), and reported as medians. CPU seconds per
+step (``time.process_time``, all threads) are printed too: on a shared machine they are a steadier
+measure of cost than wall time.
 
     python tools/benchmark.py train                       # default config, resnet18 and resnet50
     python tools/benchmark.py train --steps 8 --backbones resnet18 data.num_workers=2
@@ -55,27 +58,31 @@ def _time_backbone(cfg, steps: int, warmup: int) -> dict:
     trainer.setup()
     trainer.ddp_model.train()
     needed = warmup + steps
-    # collect batches from a real loader; cycle epochs if one epoch is shorter than needed
-    pipeline_times, batches, epoch = [], [], 0
-    while len(batches) < needed:
-        loader = iter(trainer._loader(epoch))
-        while len(batches) < needed:
-            t0 = time.perf_counter()
-            try:
-                batch = next(loader)
-            except StopIteration:
-                break
-            trainer.training_step(batch)
-            if len(batches) >= warmup:
-                pipeline_times.append(time.perf_counter() - t0)
-            batches.append(batch)
-        epoch += 1
-    preloaded_times = []
-    for i, batch in enumerate(batches):
-        t0 = time.perf_counter()
-        trainer.training_step(batch)
+
+    def batches_forever():
+        epoch = 0
+        while True:  # cycle epochs when one epoch has fewer batches than needed
+            yield from trainer._loader(epoch)
+            epoch += 1
+
+    # the model-only baseline's batches, loaded up front (a different epoch than the timed one)
+    preload_source = iter(trainer._loader(10_000))
+    batches = [next(preload_source) for _ in range(min(needed, trainer.iters_per_epoch))]
+    batches = [batches[i % len(batches)] for i in range(needed)]
+    pipeline = batches_forever()
+    # interleave the two modes step by step so that load from other processes hits both alike
+    pipeline_times, pipeline_cpu, preloaded_times, preloaded_cpu = [], [], [], []
+    for i in range(needed):
+        t0, c0 = time.perf_counter(), time.process_time()
+        trainer.training_step(next(pipeline))
+        t1, c1 = time.perf_counter(), time.process_time()
+        trainer.training_step(batches[i])
+        t2, c2 = time.perf_counter(), time.process_time()
         if i >= warmup:
-            preloaded_times.append(time.perf_counter() - t0)
+            pipeline_times.append(t1 - t0)
+            pipeline_cpu.append(c1 - c0)
+            preloaded_times.append(t2 - t1)
+            preloaded_cpu.append(c2 - c1)
     clips = batches[0]["frames"].shape[0]
     pipe, pre = statistics.median(pipeline_times), statistics.median(preloaded_times)
     return {
@@ -87,6 +94,10 @@ def _time_backbone(cfg, steps: int, warmup: int) -> dict:
         "ratio": pipe / pre,
         "pipeline_clips_per_s": clips / pipe,
         "preloaded_clips_per_s": clips / pre,
+        # CPU seconds (all threads) per step: robust to other processes sharing the cores
+        "pipeline_cpu_s_per_step": statistics.median(pipeline_cpu),
+        "preloaded_cpu_s_per_step": statistics.median(preloaded_cpu),
+        "cpu_ratio": statistics.median(pipeline_cpu) / statistics.median(preloaded_cpu),
     }
 
 
@@ -105,12 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     threads = torch.get_num_threads()
     print(f"training step, config {args.config.name} {' '.join(args.overrides)}, CPU, torch threads {threads}, "
           f"median of {args.steps} steps")
-    header = f"{'backbone':<10}{'clips/step':>11}{'pipeline s':>12}{'preloaded s':>13}{'ratio':>8}{'clips/s':>9}"
+    header = (f"{'backbone':<10}{'clips/step':>11}{'pipeline s':>12}{'preloaded s':>13}{'ratio':>8}{'clips/s':>9}"
+              f"{'pipe cpu-s':>12}{'pre cpu-s':>11}{'cpu ratio':>11}")
     print(header)
     print("-" * len(header))
     for r in results:
         print(f"{r['backbone']:<10}{r['clips_per_step']:>11}{r['pipeline_s_per_step']:>12.3f}"
-              f"{r['preloaded_s_per_step']:>13.3f}{r['ratio']:>8.3f}{r['pipeline_clips_per_s']:>9.2f}")
+              f"{r['preloaded_s_per_step']:>13.3f}{r['ratio']:>8.3f}{r['pipeline_clips_per_s']:>9.2f}"
+              f"{r['pipeline_cpu_s_per_step']:>12.3f}{r['preloaded_cpu_s_per_step']:>11.3f}{r['cpu_ratio']:>11.3f}")
     if args.json:
         print(json.dumps({"threads": threads, "results": results}, indent=2))
     return 0

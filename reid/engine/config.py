@@ -98,7 +98,8 @@ class ModelConfig(_Section):
     last_stride: int = Field(1, ge=1, le=2, description="stride of the last backbone stage")
     embedding_dim: int = Field(0, ge=0, description="0 = backbone width, else a linear projection")
     bnneck: bool = Field(True, description="BNNeck: retrieval uses the BN'd feature")
-    aggregation: str = Field("mean", description="frame -> tracklet pooling (mean | max | quality ...)")
+    aggregation: Literal["mean", "max", "quality", "id_quality", "attention"] = Field(
+        "mean", description="frame -> tracklet pooling: mean | max | quality | id_quality | attention")
     classifier: Literal["linear", "cosine"] = Field("linear", description="identity head")
     cosine_scale: float = Field(16.0, gt=0, description="fixed logit scale of the cosine head")
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout before the classifier")

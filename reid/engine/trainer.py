@@ -109,6 +109,8 @@ class Trainer:
             raise RuntimeError("train.device: 'cuda' requested but torch.cuda.is_available() is False")
         self.dist: DistInfo = init_distributed(use_cuda)
         self.device = torch.device(f"cuda:{self.dist.local_rank}" if use_cuda else "cpu")
+        if cfg.output_dir is None:  # a Config built in code rather than by load_config
+            cfg.output_dir = str(Path("runs") / f"{cfg.name or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}")
         # one output directory for all ranks: rank 0's timestamped name wins
         self.output_dir = Path(broadcast_object(cfg.output_dir, self.dist))
         cfg.output_dir = str(self.output_dir)
@@ -517,7 +519,7 @@ class Trainer:
 
     def _fit(self) -> dict:
         cfg = self.cfg
-        t_fit = time.perf_counter()
+        t_fit, cpu_fit = time.perf_counter(), time.process_time()
         self.setup()
         if self.untrained is None and cfg.eval.untrained and self.resume_path is None:
             self.logger.info("evaluating the untrained network (baseline)")
@@ -549,7 +551,7 @@ class Trainer:
 
         final = None
         if self.dist.is_main:
-            final = self._final_report(last_metrics, time.perf_counter() - t_fit)
+            final = self._final_report(last_metrics, time.perf_counter() - t_fit, time.process_time() - cpu_fit)
             self._call_hooks("on_fit_end", final)
             _write_json_atomic(self.output_dir / "final.json", final)
             table = format_final_table(final)
@@ -559,7 +561,7 @@ class Trainer:
         barrier(self.dist)
         return final if final is not None else {}
 
-    def _final_report(self, last_metrics: dict | None, seconds: float) -> dict:
+    def _final_report(self, last_metrics: dict | None, seconds: float, cpu_seconds: float) -> dict:
         cfg = self.cfg
         final_metrics = _numeric(last_metrics) if last_metrics else None
         headline = self.best["metrics"] if cfg.eval.report == "best" else final_metrics
@@ -584,6 +586,8 @@ class Trainer:
             "device": str(self.device),
             "num_classes": self.num_classes,
             "wall_seconds": seconds,
+            # CPU time of this process (all threads): on a shared machine wall time / load
+            "cpu_seconds": cpu_seconds,
         }
 
 

@@ -20,7 +20,7 @@ from reid.weighting import get_scheme, weighted_cross_entropy
 
 def _compute(logits: torch.Tensor) -> torch.Tensor:
     # float32 even under autocast (fp16/bf16 log-softmax loses the small probabilities); float64 kept.
-    return logits if logits.dtype == torch.float64 else _compute(logits)
+    return logits if logits.dtype == torch.float64 else logits.float()
 
 
 def _check(logits: torch.Tensor, labels: torch.Tensor, who: str) -> None:

@@ -37,8 +37,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from reid.data.idx import FASHION_MNIST_DIR, load_mnist_like
 from reid.data.noise import NoiseItem, inject_label_noise
 from reid.studies.fit import fit_report
+from reid.studies.noise_hook import pw_histogram_record
 
-P_BINS = np.linspace(0.0, 1.0, 21)
 
 
 class SchemeSpec(BaseModel):
@@ -215,10 +215,6 @@ def predict(model: nn.Module, x: torch.Tensor, batch: int) -> torch.Tensor:
     return torch.cat([model(x[i : i + batch]) for i in range(0, x.shape[0], batch)])
 
 
-def _hist(values: np.ndarray, edges: np.ndarray) -> list[int]:
-    return np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)[0].tolist()
-
-
 def _lr_at(cfg: ClassificationConfig, step: int, total: int) -> float:
     warm = cfg.warmup_epochs * total / max(cfg.epochs, 1)
     if step < warm:
@@ -294,7 +290,6 @@ def run_classification(cfg: ClassificationConfig, out_dir: Path | None = None, p
             step += 1
         p_all, w_all, i_all = np.concatenate(ps), np.concatenate(ws), np.concatenate(idxs)
         nm = mask[i_all]
-        w_edges = np.linspace(0.0, float(max(w_all.max(), 1e-12)), 21)
         test_acc = float((predict(model, xte, cfg.eval_batch_size).argmax(1) == yte).float().mean())
         train_pred = predict(model, xtr, cfg.eval_batch_size).argmax(1).numpy()
         rec = {
@@ -303,14 +298,8 @@ def run_classification(cfg: ClassificationConfig, out_dir: Path | None = None, p
             "loss": float(np.mean(losses)),
             "test_acc": test_acc,
             **fit_report(train_pred, noisy, true, mask),
-            "p_edges": P_BINS.tolist(),
-            "p_hist_clean": _hist(p_all[~nm], P_BINS),
-            "p_hist_noisy": _hist(p_all[nm], P_BINS),
-            "w_edges": w_edges.tolist(),
-            "w_hist_clean": _hist(w_all[~nm], w_edges),
-            "w_hist_noisy": _hist(w_all[nm], w_edges),
-            "mean_p_clean": float(p_all[~nm].mean()) if (~nm).any() else float("nan"),
-            "mean_p_noisy": float(p_all[nm].mean()) if nm.any() else float("nan"),
+            # p_i / w_i seen during this epoch's training steps, clean vs noisy (same record as NoiseHook)
+            **pw_histogram_record(epoch + 1, p_all, w_all, nm),
             "seconds": time.time() - t0,
         }
         history.append(rec)

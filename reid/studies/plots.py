@@ -108,7 +108,6 @@ def plot_weight_curves(schemes: list[tuple[str, str, dict]], path: str | Path) -
     for ax in axes:
         ax.set_xlabel("p = probability of the labelled class")
         ax.grid(alpha=0.3)
-    axes[0].set_yscale("log")
     axes[1].legend(fontsize=7)
     fig.tight_layout()
     path = Path(path)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import math
 import os
 import re
 import time
@@ -325,7 +324,7 @@ def write_report(study: StudyConfig, records: list[dict], out: Path, failed: lis
         w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
         w.writeheader()
         w.writerows(rows)
-    metric = records[0]["metric_name"]
+    metric = {"test_acc": "accuracy"}.get(records[0]["metric_name"], records[0]["metric_name"])
     seeds = sorted({r["seed"] for r in rows})
     lines = [f"# Study `{study.name}`", ""]
     lines.append(
