@@ -53,7 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", type=int, default=None, help="queries per chunk (memory ~16 B x chunk x G)")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object instead of the table")
     p.add_argument("--save-features", type=Path, default=None, help="checkpoint mode: write the features npz")
-    p.add_argument("--batch-size", type=int, default=8, help="checkpoint mode: tracklets per batch")
+    p.add_argument("--chunk", type=int, default=32,
+                   help="checkpoint mode: frames per backbone pass (long tracklets are split, short ones packed)")
+    p.add_argument("--max-frames", type=int, default=None,
+                   help="checkpoint mode: evenly spaced frames per tracklet (default: all frames)")
+    p.add_argument("--workers", type=int, default=0, help="checkpoint mode: DataLoader workers for frame decoding")
     p.add_argument("--device", default=None, help="checkpoint mode: torch device (default: auto)")
     p.add_argument("--visualize", type=int, default=0, metavar="N", help="write ranked-list PNGs for N queries")
     p.add_argument("--out", type=Path, default=None, help="folder for the --visualize PNGs")
@@ -99,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         from reid.eval.extract import features_from_checkpoint  # model stack only when needed
 
         out = features_from_checkpoint(
-            args.checkpoint, args.data, args.protocol, device=args.device, batch_size=args.batch_size
+            args.checkpoint, args.data, args.protocol, device=args.device, chunk=args.chunk,
+            num_workers=args.workers, max_frames=args.max_frames,
         )
         arrays = {k: np.asarray(out[k]) for k in NPZ_KEYS}
         arrays.update(_paths_to_arrays("query", out.get("query_paths", [])))
