@@ -34,6 +34,9 @@ def setup_logging(output_dir: Path | None, is_main: bool) -> logging.Logger:
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
     console = logging.StreamHandler(sys.stdout)
     console.setFormatter(fmt)
+    # records logged with extra={"file_only": True} (e.g. the final table, already printed
+    # plainly) go to train.log only, so the console does not show them twice
+    console.addFilter(lambda record: not getattr(record, "file_only", False))
     logger.addHandler(console)
     if is_main and output_dir is not None:
         file_handler = logging.FileHandler(output_dir / "train.log")

@@ -557,7 +557,7 @@ class Trainer:
             table = format_final_table(final)
             print(table, flush=True)
             for line in table.splitlines():
-                self.logger.info(line)
+                self.logger.info(line, extra={"file_only": True})
         barrier(self.dist)
         return final if final is not None else {}
 
