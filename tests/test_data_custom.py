@@ -205,6 +205,6 @@ def test_build_data_synthetic_goes_through_mars_reader(tmp_path):
     data = build_data(None, synthetic_params={"out": tmp_path / "syn", "ids_train": 4, "ids_test": 4,
                                               "cameras": 2, "tiny": True, "progress": False},
                       progress=False)
-    assert data.name == "mars" and data.num_train_ids == 4
+    assert data.name == "synthetic_mars" and data.num_train_ids == 4  # read by the MARS reader, named for what it is
     assert data.query and data.gallery
     assert all(Path(f).is_file() for t in data.train for f in t.frames)

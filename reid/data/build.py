@@ -76,8 +76,11 @@ def build_data(
         raise ValueError("synthetic_params only apply with root=None (the embedded synthetic dataset)")
     kind = detect_format(root) if fmt == "auto" else fmt
     if kind == "mars":
-        return load_mars(root, protocol=protocol, validate=validate, check_files=check_files,
+        data = load_mars(root, protocol=protocol, validate=validate, check_files=check_files,
                          verify_frames=verify_frames, corrupt=corrupt, progress=progress)
+        if (Path(root) / "SYNTHETIC.json").is_file():  # written by reid.data.synthetic
+            data.name = "synthetic_mars"  # so reports never pass generated data off as MARS
+        return data
     if kind == "csv":
         return load_manifest(root, protocol=protocol, validate=validate, check_files=check_files,
                              verify_frames=verify_frames, corrupt=corrupt, progress=progress)

@@ -255,7 +255,7 @@ def _build(
         num_train_ids=len(label_to_pid),
         label_to_pid=label_to_pid,
     )
-    data.frame_issues = issues  # type: ignore[attr-defined]  # see reid.data.mars.load_mars
+    data.frame_issues = issues
     if issues.dropped_frames or issues.dropped_tracklets:
         log.warning("%s: %s", source, issues.summary())
     return data

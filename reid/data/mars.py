@@ -618,7 +618,7 @@ def load_mars(
         label_to_pid=label_to_pid,
     )
     # VideoReIDData has no field for this yet; an attribute keeps the report with the data
-    data.frame_issues = issues  # type: ignore[attr-defined]
+    data.frame_issues = issues
     if issues.dropped_frames or issues.dropped_tracklets:
         log.warning("MARS at %s: %s", root, issues.summary())
     return data

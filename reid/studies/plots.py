@@ -26,6 +26,18 @@ import numpy as np  # noqa: E402
 CLEAN_COLOR, NOISY_COLOR = "tab:blue", "tab:red"
 
 
+
+def _save(fig, path: str | Path, title: str | None = None) -> Path:
+    """Title, tighten, write (creating the folder) and close ``fig``; returns the path."""
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
 def _density(counts) -> np.ndarray:
     c = np.asarray(counts, dtype=float)
     return c / c.sum() if c.sum() > 0 else c
@@ -54,14 +66,7 @@ def plot_pw_distributions(records: list[dict], path: str | Path, title: str = ""
             if row == 0:
                 ax.set_title("$p_i$ (prob. of the training label)" if key == "p" else "$w_i$ (example weight)", fontsize=9)
                 ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
 
 
 def plot_metric_vs_rate(rows: list[dict], metric: str, path: str | Path, ylabel: str | None = None) -> Path:
@@ -79,12 +84,7 @@ def plot_metric_vs_rate(rows: list[dict], metric: str, path: str | Path, ylabel:
     ax.set_ylabel(ylabel or metric)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_weight_curves(schemes: list[tuple[str, str, dict]], path: str | Path) -> Path:
@@ -109,12 +109,7 @@ def plot_weight_curves(schemes: list[tuple[str, str, dict]], path: str | Path) -
         ax.set_xlabel("p = probability of the labelled class")
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_final_p_histograms(per_scheme: dict[str, dict], path: str | Path, title: str = "") -> Path:
@@ -132,14 +127,7 @@ def plot_final_p_histograms(per_scheme: dict[str, dict], path: str | Path, title
         ax.set_xlabel("$p_i$", fontsize=8)
         ax.tick_params(labelsize=7)
     axes.flat[0].legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
 
 
 __all__ = ["plot_pw_distributions", "plot_metric_vs_rate", "plot_weight_curves", "plot_final_p_histograms"]
