@@ -1,4 +1,4 @@
-"""Gradient rescaling (METHODS.md §1): the logit gradient of example i must be
+"""Gradient rescaling (docs/methods.md §1): the logit gradient of example i must be
 w_i / (2 (1 - p_i)) * (p_i - q_i) / Z, finite for any logits."""
 
 import pytest

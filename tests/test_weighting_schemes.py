@@ -1,4 +1,4 @@
-"""Weighting schemes: formulas, registry errors, emphasis diagnostics (METHODS.md §1)."""
+"""Weighting schemes: formulas, registry errors, emphasis diagnostics (docs/methods.md §1)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Noisy-identity injection on the training split (METHODS.md §5).
+"""Noisy-identity injection on the training split (docs/methods.md §5).
 
 Video ReID labels are identities, so noise is injected at two granularities:
 

@@ -7,7 +7,7 @@ that example weighting and quality-aware aggregation are about (blur, occlusion,
 second person, background-only frames), at controlled rates. Real MARS (Zheng et al., ECCV 2016)
 cannot be shipped; this generator draws people procedurally with OpenCV instead.
 
-Layout written (identical to MARS, see METHODS.md §4)::
+Layout written (identical to MARS, see docs/methods.md §4)::
 
     <out>/bbox_train/<id4>/<id4>C<cam>T<tracklet4>F<frame3>.jpg
     <out>/bbox_test/<id4>/...            (junk pid -1 -> folder/prefix "00-1", distractor 0 -> "0000")

@@ -80,7 +80,7 @@ class LinearClassifierLoss(_WeightedHead):
     :class:`reid.losses.WeightedCrossEntropyLoss`; remaining ``**params`` are scheme parameters or
     PML kwargs such as ``reducer``).
 
-    Caution (METHODS.md §1): with IMAE/DM the derivative magnitude does not vanish for fitted
+    Caution (docs/methods.md §1): with IMAE/DM the derivative magnitude does not vanish for fitted
     examples (``w(1) = 1``) and batch-sum normalisation keeps the total push at one unit, so an
     unbounded linear head's logits keep growing (~3e4 in a measured run). The loss stays finite
     (the core never forms ``0 * inf``), but prefer :class:`CosineClassifierLoss` for DM/IMAE, or
@@ -101,7 +101,7 @@ class CosineClassifierLoss(_WeightedHead):
     """Cosine classifier ``z_ij = scale * (cos(e_i, W_j) - margin * [j = y_i])`` (NormFace /
     CosFace's additive cosine margin) with weighted cross entropy.
 
-    Why this is the stable head for DM/IMAE (METHODS.md §1): the logits are bounded by
+    Why this is the stable head for DM/IMAE (docs/methods.md §1): the logits are bounded by
     ``+-scale``, so ``p_i`` cannot reach 1 and the weights' non-vanishing push on fitted examples
     cannot inflate the logits; in the measured noisy-label run the cosine head stayed stable
     where a linear head's logits grew to ~3e4. ``scale`` sets the sharpest achievable ``p``: with

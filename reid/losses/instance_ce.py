@@ -1,5 +1,5 @@
 """Instance cross entropy (Wang et al., "Instance Cross Entropy for Deep Metric Learning", 2019)
-with example weighting through the core (METHODS.md §3)."""
+with example weighting through the core (docs/methods.md §3)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class InstanceCrossEntropyLoss(BaseMetricLossFunction):
     ``-log p_k``. (The alternative, the summed mass of all positives, would let one easy
     positive hide a hard one; per-pair examples give each positive its own weight.) With
     ``scheme="cce", normalize="n"`` this is exactly NT-Xent / PML ``NTXentLoss`` (mean over
-    positive pairs); other schemes apply the weights ``w(p_k)`` of METHODS.md §1 unchanged via
+    positive pairs); other schemes apply the weights ``w(p_k)`` of docs/methods.md §1 unchanged via
     :func:`reid.weighting.weighted_cross_entropy`. Anchors without negatives are not examples.
 
     Reducers: per-pair losses (``"pos_pair"``) are scaled by the number of pairs so that the

@@ -2,7 +2,7 @@
 confidence penalty, soft bootstrapping). All are plain ``nn.Module``s called ``loss(logits,
 labels)`` that return the batch mean and set ``last_stats``.
 
-For logging, ``w`` in ``last_stats`` is what METHODS.md §1 calls an example's weight: the L1
+For logging, ``w`` in ``last_stats`` is what docs/methods.md §1 calls an example's weight: the L1
 norm of its logit gradient (before the 1/N of the mean), computed in closed form.
 """
 
@@ -30,7 +30,7 @@ def _check(logits: torch.Tensor, labels: torch.Tensor, who: str) -> None:
 
 
 class ProSelfLCLoss(nn.Module):
-    """ProSelfLC: progressive self label correction (Wang et al., CVPR 2021; METHODS.md §2).
+    """ProSelfLC: progressive self label correction (Wang et al., CVPR 2021; docs/methods.md §2).
 
     Target ``q~_i = (1 - eps_i) q_i + eps_i p_i``, ``eps_i = g(t) * l(p_i)`` with
     global trust ``g(t) = 1 / (1 + exp(-B (t / Gamma - transit)))`` (``t`` the iteration,

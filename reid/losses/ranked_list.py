@@ -1,5 +1,5 @@
 """Ranked List Loss (Wang et al., "Ranked List Loss for Deep Metric Learning", CVPR 2019 /
-TPAMI 2021), with the authors' semantics (METHODS.md §3)."""
+TPAMI 2021), with the authors' semantics (docs/methods.md §3)."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ class BatchHardTripletLoss(BaseMetricLossFunction):
     than its hardest negative. The soft-margin loss is exactly the cross entropy ``-log p_i`` of
     that two-way choice, so with ``soft_margin=True`` the scheme acts through
     :func:`reid.weighting.weighted_cross_entropy` on the logits ``[-d_ap, -d_an]`` (DM gradient
-    rescaling, exact semantics of METHODS.md §1). With a hard margin the detached normalised
+    rescaling, exact semantics of docs/methods.md §1). With a hard margin the detached normalised
     weights ``w(p_i) / Z`` multiply the hinges. ``scheme=None``: plain mean over anchors.
 
     ``indices_tuple``: triplets ``(a, p, n)`` from a miner are used as given (each triplet one

@@ -12,7 +12,7 @@ from reid.weighting import get_scheme, weighted_cross_entropy
 class WeightedCrossEntropyLoss(nn.Module):
     """Cross entropy whose per-example gradient magnitude is set by a weighting scheme.
 
-    Logit gradient of example i (METHODS.md §1; Wang et al., IMAE and DM):
+    Logit gradient of example i (docs/methods.md §1; Wang et al., IMAE and DM):
     ``w(p_i) / (2 (1 - p_i)) * (p_i - q_i) / Z`` with ``w`` detached and ``Z = sum_j w(p_j)``
     (``normalize="sum"``, as in the released DM code) or ``Z = N`` (``normalize="n"``). With
     ``scheme="cce", normalize="n"`` the gradient is exactly ``F.cross_entropy``'s.

@@ -14,7 +14,7 @@ Aggregators (``model.aggregation``):
 * ``quality``: learned quality score ``s_t = MLP(f_t)``, ``a = softmax_{t in V}(s)``,
   ``f = sum_t a_t f_t`` (quality-aware set pooling; Liu et al., "Quality Aware Network for Set to
   Set Recognition", CVPR 2017). Trained end-to-end through the pooled feature.
-* ``id_quality``: ID-aware quality (METHODS.md Sec. 4, the IAQ/OSM pipeline of Wang et al.):
+* ``id_quality``: ID-aware quality (docs/methods.md §4, the IAQ/OSM pipeline of Wang et al.):
   the identity classifier is run on each frame's BN feature, ``q_t = p(y | frame t)`` with ``y``
   the tracklet's training label, detached (no gradient through the weights), normalised over the
   valid frames, ``a_t = q_t / sum_{s in V} q_s``, ``f = sum_t a_t f_t``. Frames the classifier does

@@ -12,7 +12,7 @@ Classifiers (``model.classifier``):
   Logits are unbounded.
 * ``cosine``: ``z_c = s * cos(x, w_c) = s * <x/||x||, w_c/||w_c||>`` with a fixed scale ``s``
   (``model.cosine_scale``, default 16; NormFace, Wang et al. 2017, and CosFace without margin).
-  ``|z_c| <= s``, so ``p_i`` cannot saturate to 0/1 in floating point. METHODS.md Sec. 1: with
+  ``|z_c| <= s``, so ``p_i`` cannot saturate to 0/1 in floating point. docs/methods.md §1: with
   derivative-manipulation weights (IMAE, DM) the gradient magnitude does not vanish for fitted
   examples and an unbounded linear head's logits keep growing (~3e4 measured, then NaN); the
   cosine head was stable in the same run. Prefer it with ``imae`` / ``dm`` weighting.

@@ -1,7 +1,7 @@
 """Noisy-label image classification: the controlled experiment behind the ReID robustness study.
 
 Same network, same schedule, same noisy labels for every scheme; only the loss (= the example
-weighting, METHODS.md §1) changes. Per epoch it records test accuracy and the three-number
+weighting, docs/methods.md §1) changes. Per epoch it records test accuracy and the three-number
 report (:func:`reid.studies.fit.fit_report`: noisy-subset fit against the noisy labels,
 clean-subset fit, correction rate), computed in eval mode without augmentation, and the
 distributions of ``p_i`` (probability of the *training* label) and ``w_i`` (the scheme's weight)
@@ -9,7 +9,7 @@ separately for clean and noisy examples.
 
 Network (decision, identical for all schemes): three conv blocks ``conv3x3 - BN - ReLU - maxpool``,
 a fully connected ``FC - BN - ReLU`` embedding (128-d), and a **cosine head** with a fixed scale
-``s`` (logits ``s * cos(f, W_c)``). METHODS.md §1 measured that with IMAE/DM and batch-sum
+``s`` (logits ``s * cos(f, W_c)``). docs/methods.md §1 measured that with IMAE/DM and batch-sum
 normalisation an unbounded linear head lets the logits grow without bound (the weight never
 vanishes at ``p = 1``); the cosine head bounds ``|z| <= s`` for every scheme, so the comparison is not
 confounded by one scheme diverging. ``head="linear"`` is available for comparison (with BN and

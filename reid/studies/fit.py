@@ -1,4 +1,4 @@
-"""The three-number robustness report of METHODS.md §5, computed from training-set predictions.
+"""The three-number robustness report of docs/methods.md §5, computed from training-set predictions.
 
 Papers on noisy labels (IMAE, DM, ProSelfLC) report, besides test performance:
 

@@ -1,4 +1,4 @@
-"""The example-weighting core: the only place example weights are computed (METHODS.md §1-3).
+"""The example-weighting core: the only place example weights are computed (docs/methods.md §1-3).
 
 * :mod:`reid.weighting.schemes` - ``w(p)`` by name (``get_scheme("dm", lam=0.5, beta=8.0)``);
 * :mod:`reid.weighting.rescale` - Derivative-Manipulation gradient rescaling of cross entropy,

@@ -1,4 +1,4 @@
-"""Diagnostics of a weighting scheme and of one batch's weights (METHODS.md §1).
+"""Diagnostics of a weighting scheme and of one batch's weights (docs/methods.md §1).
 
 * emphasis mode ``psi = argmax_{p in [0,1]} w(p)``: which examples a scheme focuses on
   (0: the hardest, 1/2: the middle, as IMAE);

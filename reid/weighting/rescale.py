@@ -1,6 +1,6 @@
 """Gradient rescaling: the one place example weights become gradients.
 
-Derivative Manipulation (METHODS.md §1; Wang et al., "Derivative Manipulation for General Example
+Derivative Manipulation (docs/methods.md §1; Wang et al., "Derivative Manipulation for General Example
 Weighting") keeps cross entropy's gradient *direction* and replaces its *magnitude*:
 
     dL/dz_i = w_i / (2 (1 - p_i)) * (p_i - q_i) / Z,     w_i = w(p_i) detached,
@@ -127,7 +127,7 @@ def _log_probs_kernel(z: torch.Tensor, idx: torch.Tensor):
 
 def stable_log_probs(logits: torch.Tensor, labels: torch.Tensor) -> StableLogProbs:
     """``log p_i`` and ``log(1 - p_i)`` computed from logits without cancellation:
-    ``log(1 - p_i) = logsumexp(z_{-y}) - logsumexp(z)`` (METHODS.md §1), with
+    ``log(1 - p_i) = logsumexp(z_{-y}) - logsumexp(z)`` (docs/methods.md §1), with
     ``logsumexp(z) = logaddexp(z_y, logsumexp(z_{-y}))`` so one exp pass over the matrix gives
     both and ``r_i`` (the non-target softmax). No gradient."""
     _check_logits_labels(logits, labels)
@@ -351,7 +351,7 @@ class _LazyWeightedCE(WeightedCE):
 
 
 class _DMCrossEntropy(torch.autograd.Function):
-    """Weighted cross entropy whose logit gradient is *set* (METHODS.md §1), in one autograd node.
+    """Weighted cross entropy whose logit gradient is *set* (docs/methods.md §1), in one autograd node.
 
     The forward computes everything of :func:`weighted_cross_entropy` (values, weights,
     coefficients; the non-differentiable results go to ``results``, a list the caller passes in)
@@ -436,7 +436,7 @@ def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, scheme: W
                            normalize: str = "sum", label_smoothing: float = 0.0, reduction: str = "sum",
                            example_factor: torch.Tensor | None = None, valid: torch.Tensor | None = None,
                            **scheme_params) -> WeightedCE:
-    """Cross entropy with Derivative-Manipulation gradient rescaling (METHODS.md §1).
+    """Cross entropy with Derivative-Manipulation gradient rescaling (docs/methods.md §1).
 
     Logit gradient of example i::
 
@@ -484,7 +484,7 @@ def normalized_pair_weights(scores: torch.Tensor, active: torch.Tensor, temperat
     """Detached weights ``exp(T * score_ij)`` normalised to sum to 1 over the active entries of
     each row ``i`` (rows without active entries get all zeros).
 
-    Ranked List Loss (METHODS.md §3; Wang et al., CVPR 2019) weights negatives by
+    Ranked List Loss (docs/methods.md §3; Wang et al., CVPR 2019) weights negatives by
     ``exp(T_n (alpha - d_ij))`` and positives by ``exp(T_p (d_ij - (alpha - m)))`` within each
     query - the ``exponential`` emphasis family of §1 applied to pair distances. Computed as a
     masked softmax, so large ``T * score`` cannot overflow.

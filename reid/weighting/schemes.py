@@ -1,7 +1,7 @@
 """Example-weighting schemes ``w(p)``: the weight of an example as a function of ``p``, the
 probability the model gives to the example's labelled class.
 
-Background (METHODS.md §1; Wang et al., "IMAE for noise-robust learning: mean absolute error
+Background (docs/methods.md §1; Wang et al., "IMAE for noise-robust learning: mean absolute error
 does not treat examples equally and gradient magnitude's variance matters" and "Derivative
 Manipulation for general example weighting"): for any loss whose logit gradient points along
 cross entropy's direction, ``dL/dz = s(p) (p - q)``, and ``||p - q||_1 = 2 (1 - p)``, so the
