@@ -57,6 +57,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from reid.atomic import atomic_write_json
 from reid.data.tracklet import DatasetError, Tracklet
 
 LABEL_NOISE_KINDS = ("symmetric", "pairflip", "tracklet_swap")
@@ -317,13 +318,8 @@ class NoiseManifest:
         return d
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write JSON atomically (temp file + rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        os.replace(tmp, path)
-        return path
+        """Write JSON atomically (:mod:`reid.atomic`)."""
+        return atomic_write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "NoiseManifest":

@@ -18,7 +18,6 @@ either the old checkpoint or the new one, never a truncated file.
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -26,42 +25,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from reid.atomic import atomic_write
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint could not be read or lacks a key; the message names the file and the key."""
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save(obj)`` to ``path`` atomically (temp file + fsync + ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        # leave the previous checkpoint untouched and no half-written temp file behind
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    # makes the rename itself durable; not supported on every platform (e.g. Windows)
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    """``torch.save(obj)`` to ``path`` atomically (see :mod:`reid.atomic`)."""
+    return atomic_write(path, lambda handle: torch.save(obj, handle), binary=True)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:

@@ -51,6 +51,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from reid.atomic import atomic_write_json
 from reid.engine import builders
 from reid.engine.checkpoint import (
     atomic_save,
@@ -553,7 +554,7 @@ class Trainer:
         if self.dist.is_main:
             final = self._final_report(last_metrics, time.perf_counter() - t_fit, time.process_time() - cpu_fit)
             self._call_hooks("on_fit_end", final)
-            _write_json_atomic(self.output_dir / "final.json", final)
+            atomic_write_json(self.output_dir / "final.json", final, indent=2)
             table = format_final_table(final)
             print(table, flush=True)
             for line in table.splitlines():
@@ -607,15 +608,6 @@ def _numeric(metrics: dict | None) -> dict | None:
         if isinstance(value, (int, float, str, bool)) or value is None:
             out[key] = value
     return out
-
-
-def _write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as handle:
-        json.dump(obj, handle, indent=2, default=str)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def _resolve_resume(resume: str | Path) -> Path:

@@ -13,10 +13,13 @@ COLORS = {"match": (0, 170, 0), "wrong": (220, 0, 0), "junk": (150, 150, 150), "
 def _read_rgb(path: str, height: int, width: int) -> np.ndarray:
     import cv2
 
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:  # unreadable frame: a black tile rather than a crash in a diagnostic tool
+    from reid.data.frames import FrameReadError, read_frame
+
+    try:
+        img = read_frame(path)
+    except FrameReadError:  # unreadable frame: a black tile rather than a crash in a diagnostic tool
         return np.zeros((height, width, 3), np.uint8)
-    return cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), (width, height))
+    return cv2.resize(img, (width, height))
 
 
 def _tile(frames: list[str], n: int, height: int, width: int, color, border: int = 4) -> np.ndarray:

@@ -23,12 +23,12 @@ Distributed runs: batch statistics are those seen by rank 0 (a 1/world_size samp
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from reid.atomic import atomic_write_json
 from reid.data.noise import NoiseConfig, NoiseManifest, apply_noise
 from reid.studies.fit import fit_report
 
@@ -109,10 +109,7 @@ class NoiseHook:
         self._batch = []
         self.records.append(pw_histogram_record(epoch + 1, p, w, self.noisy_mask[idx]))
         if self._is_main(trainer):
-            path = Path(trainer.output_dir) / "pw_histograms.json"
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps(self.records))
-            os.replace(tmp, path)
+            atomic_write_json(Path(trainer.output_dir) / "pw_histograms.json", self.records, indent=None)
 
     def on_evaluate(self, trainer, epoch: int, metrics: dict) -> dict:
         logits = trainer.predict_train_split()

@@ -42,6 +42,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from reid.atomic import atomic_write_json
 from reid.studies.classification import ClassificationConfig, SchemeSpec
 
 SYNTHETIC = "synthetic"
@@ -150,12 +151,6 @@ def expand_cells(study: StudyConfig) -> list[dict]:
 
 def _task_cfg(study: StudyConfig) -> Any:
     return study.classification if study.task == "classification" else study.reid.model_dump(mode="json")
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, default=str))
-    os.replace(tmp, path)
 
 
 def make_synthetic_idx(out_dir: Path, n_train: int = 600, n_test: int = 200, num_classes: int = 4, seed: int = 0) -> Path:
@@ -273,14 +268,14 @@ def run_study(study: StudyConfig, out: str | os.PathLike, progress: bool = True,
             if not keep_going:
                 raise
             err = f"{type(e).__name__}: {e}"
-            _write_json_atomic(cell_dir / "cell_error.json", {"id": cell["id"], "hash": cell["hash"], "error": err,
+            atomic_write_json(cell_dir / "cell_error.json", {"id": cell["id"], "hash": cell["hash"], "error": err,
                                                                 "traceback": traceback.format_exc()})
             failed.append(cell["id"])
             log(f"    FAILED ({err}); details in {cell_dir / 'cell_error.json'}; rerun the study to retry it")
             continue
         (cell_dir / "cell_error.json").unlink(missing_ok=True)
         record = {"id": cell["id"], "hash": cell["hash"], **cell["spec"], **res, "wall_seconds": time.time() - t0}
-        _write_json_atomic(done, record)
+        atomic_write_json(done, record)
         ran.append(cell["id"])
         log(f"    best {res['best']}  final {res['final']}")
     records = [json.loads(p.read_text()) for c in cells if (p := out / "cells" / c["id"] / "cell.json").is_file()]
@@ -335,7 +330,7 @@ def write_report(study: StudyConfig, records: list[dict], out: Path, failed: lis
     lines.append("**best** = the epoch with the highest test metric (the IMAE/DM papers' convention); "
                  "**final** = the last epoch (ProSelfLC's convention). Correction rate = noisy examples predicted as their true label.")
     lines.append("")
-    lines.append(f"| scheme | noise | best: test / noisy fit / clean fit | final: test / noisy fit / clean fit | final correction rate |")
+    lines.append("| scheme | noise | best: test / noisy fit / clean fit | final: test / noisy fit / clean fit | final correction rate |")
     lines.append("|---|---|---|---|---|")
     keys = list(dict.fromkeys((r["scheme"], r["noise_kind"], r["noise_rate"]) for r in rows))
     for scheme, kind, rate in keys:

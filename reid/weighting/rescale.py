@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
-from reid.weighting.schemes import LOG2, WeightScheme, get_scheme
+from reid.weighting.schemes import WeightScheme, get_scheme
 
 NORMALIZE_CHOICES = ("sum", "n")
 
