@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from reid.data.frames import FrameIssues, check_frames, check_policy
-from reid.data.tracklet import DatasetError, Tracklet, VideoReIDData, assign_train_labels
+from reid.data.tracklet import DatasetError, Tracklet, VideoReIDData
 from reid.data.validation import ErrorCollector, check_protocol, gallery_mask
 
 log = logging.getLogger(__name__)
@@ -242,20 +242,14 @@ def _build(
             test.append(t)
             is_query.append(recs[0].is_query)
 
-    train, label_to_pid = assign_train_labels(train)
     q = np.array(is_query, dtype=bool)
     g = gallery_mask(np.array([t.pid for t in test], dtype=np.int64), q, protocol)
-    data = VideoReIDData(
-        name=name,
-        root=root,
-        protocol=protocol,
-        train=train,
+    data = VideoReIDData.from_tracklets(
+        name, root, protocol, train,
         query=[t for t, isq in zip(test, is_query) if isq],
         gallery=[t for t, keep_g in zip(test, g.tolist()) if keep_g],
-        num_train_ids=len(label_to_pid),
-        label_to_pid=label_to_pid,
+        frame_issues=issues,
     )
-    data.frame_issues = issues
     if issues.dropped_frames or issues.dropped_tracklets:
         log.warning("%s: %s", source, issues.summary())
     return data

@@ -45,7 +45,7 @@ import numpy as np
 import scipy.io
 
 from reid.data.frames import FrameIssues, check_frames, check_policy
-from reid.data.tracklet import DatasetError, Tracklet, VideoReIDData, assign_train_labels
+from reid.data.tracklet import DatasetError, Tracklet, VideoReIDData
 from reid.data.validation import ErrorCollector, check_protocol, gallery_mask
 
 log = logging.getLogger(__name__)
@@ -604,21 +604,14 @@ def load_mars(
             out.append(Tracklet(tuple(frames), int(pid), int(cam), _tracklet_number(nm[s - 1], r), r))
         tracklets[split] = out
 
-    train, label_to_pid = assign_train_labels([t for t in tracklets["train"] if t is not None])
     query_rows, gallery_rows = split_query_gallery(index.test, index.query_rows, protocol)
     test = tracklets["test"]
-    data = VideoReIDData(
-        name="mars",
-        root=root,
-        protocol=protocol,
-        train=train,
+    data = VideoReIDData.from_tracklets(
+        "mars", root, protocol, [t for t in tracklets["train"] if t is not None],
         query=[test[r] for r in query_rows.tolist() if test[r] is not None],
         gallery=[test[r] for r in gallery_rows.tolist() if test[r] is not None],
-        num_train_ids=len(label_to_pid),
-        label_to_pid=label_to_pid,
+        frame_issues=issues,
     )
-    # VideoReIDData has no field for this yet; an attribute keeps the report with the data
-    data.frame_issues = issues
     if issues.dropped_frames or issues.dropped_tracklets:
         log.warning("MARS at %s: %s", root, issues.summary())
     return data

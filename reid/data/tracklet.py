@@ -66,6 +66,16 @@ class VideoReIDData:
     # scanned); see ``reid.data.frames``
     frame_issues: object | None = None
 
+    @classmethod
+    def from_tracklets(cls, name: str, root: Path, protocol: str, train: list[Tracklet],
+                       query: list[Tracklet], gallery: list[Tracklet],
+                       frame_issues: object | None = None) -> "VideoReIDData":
+        """The splits of a reader, with training labels assigned by :func:`assign_train_labels`
+        (every reader goes through here, so labels mean the same thing for every format)."""
+        train, label_to_pid = assign_train_labels(train)
+        return cls(name=name, root=root, protocol=protocol, train=train, query=query, gallery=gallery,
+                   num_train_ids=len(label_to_pid), label_to_pid=label_to_pid, frame_issues=frame_issues)
+
     def summary(self) -> dict:
         def frames(ts: list[Tracklet]) -> int:
             return sum(len(t) for t in ts)
