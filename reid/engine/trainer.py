@@ -436,27 +436,17 @@ class Trainer:
         Each distinct test tracklet is extracted once (under the official protocol the queries
         are also gallery entries)."""
         from reid.eval import evaluate as retrieval_evaluate
-        from reid.eval.extract import extract_features
+        from reid.eval.extract import extract_query_gallery
 
         data = self.data
-        unique: dict[tuple, int] = {}
-        tracklets = []
-        for t in [*data.query, *data.gallery]:
-            key = (t.row, t.frames[:1], len(t))
-            if key not in unique:
-                unique[key] = len(tracklets)
-                tracklets.append(t)
-        feats = extract_features(
-            self.model, tracklets, builders.build_test_transform(self.cfg.data), self.device,
+        query_feats, gallery_feats = extract_query_gallery(
+            self.model, data, builders.build_test_transform(self.cfg.data), device=self.device,
             chunk=self.cfg.eval.chunk, num_workers=self.cfg.data.num_workers,
             progress=self.cfg.train.progress, max_frames=self.cfg.eval.max_frames,
             amp=self.amp_dtype is not None, corrupt=self.cfg.data.corrupt,
         )
-        feats = np.asarray(feats, dtype=np.float32)
-        q_idx = [unique[(t.row, t.frames[:1], len(t))] for t in data.query]
-        g_idx = [unique[(t.row, t.frames[:1], len(t))] for t in data.gallery]
         report = retrieval_evaluate(
-            feats[q_idx], feats[g_idx],
+            query_feats, gallery_feats,
             np.array([t.pid for t in data.query]), np.array([t.camid for t in data.query]),
             np.array([t.pid for t in data.gallery]), np.array([t.camid for t in data.gallery]),
             protocol=data.protocol, metric=self.cfg.eval.metric,

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from reid.data.tracklet import Tracklet
+from reid.data.tracklet import Tracklet, VideoReIDData
 
 
 def _items(
@@ -161,6 +161,21 @@ def extract_features(
 _STATE_PREFIXES = ("module.", "_orig_mod.")  # DataParallel/DDP and torch.compile wrappers
 
 
+def extract_query_gallery(model: nn.Module, data: VideoReIDData, transform, **kwargs: Any
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Query and gallery features of ``data``; each distinct tracklet is extracted once (under the
+    official protocol every query is also a gallery entry). ``kwargs`` go to
+    :func:`extract_features`."""
+    unique: dict[tuple[str, ...], int] = {}
+    tracklets: list[Tracklet] = []
+    for t in [*data.query, *data.gallery]:
+        if t.frames not in unique:
+            unique[t.frames] = len(tracklets)
+            tracklets.append(t)
+    feats = np.asarray(extract_features(model, tracklets, transform, **kwargs), dtype=np.float32)
+    return feats[[unique[t.frames] for t in data.query]], feats[[unique[t.frames] for t in data.gallery]]
+
+
 def _require(mapping: Any, key: str, where: str, path: Path) -> Any:
     if not isinstance(mapping, dict) or key not in mapping:
         have = sorted(mapping) if isinstance(mapping, dict) else type(mapping).__name__
@@ -242,19 +257,12 @@ def features_from_checkpoint(
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
 
-    unique: dict[tuple[str, ...], int] = {}
-    tracklets: list[Tracklet] = []
-    for t in [*data.query, *data.gallery]:
-        if t.frames not in unique:
-            unique[t.frames] = len(tracklets)
-            tracklets.append(t)
-    feats = extract_features(model, tracklets, transform, device=device, chunk=chunk,
-                             num_workers=num_workers, progress=progress, max_frames=max_frames)
-    q_rows = [unique[t.frames] for t in data.query]
-    g_rows = [unique[t.frames] for t in data.gallery]
+    query_feats, gallery_feats = extract_query_gallery(
+        model, data, transform, device=device, chunk=chunk, num_workers=num_workers, progress=progress,
+        max_frames=max_frames)
     return {
-        "query_feats": feats[q_rows],
-        "gallery_feats": feats[g_rows],
+        "query_feats": query_feats,
+        "gallery_feats": gallery_feats,
         "query_pids": np.array([t.pid for t in data.query], dtype=np.int64),
         "query_camids": np.array([t.camid for t in data.query], dtype=np.int64),
         "gallery_pids": np.array([t.pid for t in data.gallery], dtype=np.int64),
@@ -265,4 +273,4 @@ def features_from_checkpoint(
     }
 
 
-__all__ = ["extract_features", "features_from_checkpoint", "load_model_from_checkpoint"]
+__all__ = ["extract_features", "extract_query_gallery", "features_from_checkpoint", "load_model_from_checkpoint"]
