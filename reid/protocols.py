@@ -1,0 +1,123 @@
+"""Evaluation protocols: the one definition of how a test split becomes query / gallery and how a
+ranked list is scored.
+
+Evaluation codebases disagree on MARS and the numbers move with it, so a protocol is a named
+object used everywhere a protocol matters: building the splits (``reid.data``), scoring
+(``reid.eval.metrics``), drawing ranked lists (``reid.eval.visualize``), validating configs and
+CLI arguments. Every report names its protocol.
+
+``official`` -- the MARS-evaluation MATLAB code (Zheng et al., ECCV 2016). The gallery is every
+    test tracklet, the queries included. Junk for a query: gallery items with pid -1, and items
+    with the query's pid seen by the query's camera (so the query itself). Distractors (pid 0) are
+    negatives. AP is the trapezoidal rule of ``compute_AP.m`` (precision starting at 1).
+
+``torchreid`` -- torchreid / most PyTorch codebases: the gallery is the test split minus the
+    queries minus pid -1; junk = same pid and same camera as the query. AP is non-interpolated
+    (mean precision at each hit).
+
+Adding a protocol is one :class:`Protocol` value plus one ``PROTOCOLS.register`` line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from reid.registry import Registry, UnknownChoiceError
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A query/gallery protocol.
+
+    Attributes:
+        name: the name reports print.
+        queries_in_gallery: the gallery keeps the query tracklets (official) or drops them.
+        gallery_excludes_pids: pids removed from the gallery when it is built (torchreid: -1).
+        junk_pids: gallery pids that are junk for every query at scoring time (official: -1).
+        ap: ``"trapezoid"`` (MARS ``compute_AP.m``) or ``"non_interpolated"`` (mean of k / r_k).
+        description: one line for ``--help`` and docs.
+
+    The same-pid same-camera rule (junk, not a positive) holds for every protocol defined here.
+    """
+
+    name: str
+    queries_in_gallery: bool
+    gallery_excludes_pids: tuple[int, ...]
+    junk_pids: tuple[int, ...]
+    ap: Literal["trapezoid", "non_interpolated"]
+    description: str
+
+    # ------------------------------------------------------------------ building the splits
+    def gallery_mask(self, test_pids: np.ndarray, is_query: np.ndarray) -> np.ndarray:
+        """Boolean mask over the test tracklets: which ones form the gallery."""
+        test_pids = np.asarray(test_pids)
+        keep = np.ones(len(test_pids), dtype=bool)
+        if not self.queries_in_gallery:
+            keep &= ~np.asarray(is_query, dtype=bool)
+        for pid in self.gallery_excludes_pids:
+            keep &= test_pids != pid
+        return keep
+
+    # ------------------------------------------------------------------ scoring
+    def global_junk(self, gallery_pids: np.ndarray) -> np.ndarray:
+        """Gallery indices that are junk for every query (ascending)."""
+        gallery_pids = np.asarray(gallery_pids)
+        if not self.junk_pids:
+            return np.zeros(0, np.int64)
+        return np.nonzero(np.isin(gallery_pids, self.junk_pids))[0]
+
+    def junk_mask(self, query_pid: int, query_camid: int, gallery_pids: np.ndarray,
+                  gallery_camids: np.ndarray) -> np.ndarray:
+        """Which gallery items are ignored (neither positive nor negative) for one query."""
+        gallery_pids = np.asarray(gallery_pids)
+        junk = (gallery_pids == query_pid) & (np.asarray(gallery_camids) == query_camid)
+        if self.junk_pids:
+            junk |= np.isin(gallery_pids, self.junk_pids)
+        return junk
+
+    def positive_mask(self, query_pid: int, query_camid: int, gallery_pids: np.ndarray,
+                      gallery_camids: np.ndarray) -> np.ndarray:
+        """Which gallery items are correct matches for one query (same pid, not junk)."""
+        gallery_pids = np.asarray(gallery_pids)
+        if query_pid in self.junk_pids:
+            return np.zeros(len(gallery_pids), dtype=bool)
+        return (gallery_pids == query_pid) & ~self.junk_mask(query_pid, query_camid, gallery_pids, gallery_camids)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+PROTOCOLS: Registry[Protocol] = Registry("protocol")
+
+PROTOCOLS.register("official", Protocol(
+    name="official",
+    queries_in_gallery=True,
+    gallery_excludes_pids=(),
+    junk_pids=(-1,),
+    ap="trapezoid",
+    description="MARS-evaluation MATLAB code: queries stay in the gallery, pid -1 and same pid+camera are junk, "
+                "trapezoidal AP",
+))
+PROTOCOLS.register("torchreid", Protocol(
+    name="torchreid",
+    queries_in_gallery=False,
+    gallery_excludes_pids=(-1,),
+    junk_pids=(),
+    ap="non_interpolated",
+    description="torchreid: queries and pid -1 removed from the gallery, same pid+camera is junk, "
+                "non-interpolated AP",
+))
+
+
+def get_protocol(protocol: str | Protocol, key: str = "protocol") -> Protocol:
+    """The :class:`Protocol` named ``protocol`` (a Protocol passes through). Unknown names raise
+    :class:`~reid.registry.UnknownChoiceError` (a ``ValueError``) naming ``key`` and the choices."""
+    if isinstance(protocol, Protocol):
+        return protocol
+    return PROTOCOLS.get(protocol, key=key)
+
+
+__all__ = ["Protocol", "PROTOCOLS", "get_protocol", "UnknownChoiceError"]
