@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Generate the embedded synthetic video ReID dataset in the exact MARS layout.
 
-Thin front end over ``reid.data.synthetic`` (see its module docstring for what is drawn).
+Thin front end over the ``reid.data.synthetic`` package (its docstring says what is drawn): argument
+parsing and printing only; parameters, generation, caching and the contact sheet live there.
 """
 
 from __future__ import annotations
