@@ -71,7 +71,9 @@ class Protocol:
 
     def junk_mask(self, query_pid: int, query_camid: int, gallery_pids: np.ndarray,
                   gallery_camids: np.ndarray) -> np.ndarray:
-        """Which gallery items are ignored (neither positive nor negative) for one query."""
+        """Which gallery items are ignored (neither positive nor negative) for a query. The query's
+        pid / camera may be arrays that broadcast against the gallery arrays (``[c, 1]`` against
+        ``[c, L]``: many queries at once)."""
         gallery_pids = np.asarray(gallery_pids)
         junk = (gallery_pids == query_pid) & (np.asarray(gallery_camids) == query_camid)
         if self.junk_pids:
@@ -80,7 +82,8 @@ class Protocol:
 
     def positive_mask(self, query_pid: int, query_camid: int, gallery_pids: np.ndarray,
                       gallery_camids: np.ndarray) -> np.ndarray:
-        """Which gallery items are correct matches for one query (same pid, not junk)."""
+        """Which gallery items are correct matches for one query (same pid, not junk); scalar
+        query pid / camera only."""
         gallery_pids = np.asarray(gallery_pids)
         if query_pid in self.junk_pids:
             return np.zeros(len(gallery_pids), dtype=bool)

@@ -64,11 +64,11 @@ def test_train_item_contract(tracklets):
     ds = make_train_set(tracklets)
     assert len(ds) == len(tracklets)
     item = ds[4]  # a 9-frame tracklet
-    assert set(item) == {"frames", "mask", "label", "pid", "camid", "index"}
+    assert set(item) == {"frames", "mask", "label", "pid", "camid", "index", "row"}
     assert item["frames"].shape == (T, 3, H, W) and item["frames"].dtype == torch.float32
     assert item["mask"].shape == (T,) and item["mask"].dtype == torch.bool
     assert item["label"] == tracklets[4].label and item["pid"] == tracklets[4].pid
-    assert item["camid"] == tracklets[4].camid and item["index"] == 4
+    assert item["camid"] == tracklets[4].camid and item["index"] == 4 and item["row"] == tracklets[4].row
     short = ds[6]  # a 1-frame tracklet: one real frame, padding repeats it
     assert short["mask"].tolist() == [True, False, False, False]
     assert all(torch.equal(short["frames"][t], short["frames"][0]) for t in range(T))
@@ -113,9 +113,9 @@ def test_dataloader_two_workers_matches_single_process(tracklets):
     assert len(ref) == len(got) == 2 * (len({*labels}) // 2)
     for r, g in zip(ref, got):
         assert g["frames"].shape == (6, T, 3, H, W)
-        assert g["mask"].shape == (6, T) and g["labels"].dtype == torch.int64
-        assert len(set(g["labels"].tolist())) == 2
-        assert torch.equal(r["indices"], g["indices"])
+        assert g["mask"].shape == (6, T) and g["label"].dtype == torch.int64
+        assert len(set(g["label"].tolist())) == 2
+        assert torch.equal(r["index"], g["index"])
         assert torch.equal(r["frames"], g["frames"]), "workers changed the augmentation"
     assert not torch.equal(ref[0]["frames"], ref[len(ref) // 2]["frames"])
 

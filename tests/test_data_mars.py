@@ -2,7 +2,7 @@
 
 Real-index tests use the official MARS ``.mat`` files (``mars_info_dir``; skipped when absent).
 Image-level tests use a mini MARS written here with cv2.imwrite + scipy.io.savemat
-(:func:`make_mini_mars`, also used by tests/test_data_validation.py and test_inspect_dataset.py).
+(:func:`make_mini_mars`, also used by tests/test_data_validation.py and test_data_inspect.py).
 """
 
 from __future__ import annotations
@@ -17,13 +17,8 @@ import pytest
 import scipy.io
 
 from reid.data.frames import read_frame
-from reid.data.mars import (
-    load_mars,
-    read_mars_index,
-    read_mat_variable,
-    read_track_table,
-    split_query_gallery,
-)
+from reid.data.mars import load_mars, split_query_gallery
+from reid.data.mars_index import read_mars_index, read_mat_variable, read_track_table
 from reid.data.tracklet import DatasetError
 from reid.data.validation import split_statistics
 

@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from reid.data.sampling import ClipSampler, PKSampler, TestClipSampler, all_chunks, evenly
+from reid.data.sampling import ClipSampler, PKSampler, TestClipSampler, evenly
 
 
 def make_labels(counts: list[int]) -> list[int]:
@@ -176,14 +176,11 @@ def test_loop_padding_and_evenly_positions():
     assert idx.tolist() == [1, 3, 6, 8] and mask.all()  # floor((i + .5) * 10 / 4)
 
 
-def test_test_samplers_and_chunks():
+def test_test_samplers():
     idx, mask = TestClipSampler("all").sample(11)
     assert idx.tolist() == list(range(11)) and mask.all()
     idx, mask = TestClipSampler("evenly", length=4).sample(2)
     assert idx.tolist() == [0, 1, 1, 1] and mask.tolist() == [True, True, False, False]
-    chunks = all_chunks(10, 4)
-    assert [c[0].tolist() for c in chunks] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 9, 9]]
-    assert chunks[-1][1].tolist() == [True, True, False, False]
     with pytest.raises(ValueError, match="not a training mode"):
         ClipSampler("all")
     with pytest.raises(ValueError, match="length"):

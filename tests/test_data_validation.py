@@ -14,7 +14,8 @@ import pytest
 import scipy.io
 
 from reid.data.frames import FrameReadError, check_frames, read_frame
-from reid.data.mars import load_mars, read_mars_index
+from reid.data.mars import load_mars
+from reid.data.mars_index import read_mars_index
 from reid.data.tracklet import DatasetError
 from reid.data.validation import ErrorCollector
 from test_data_mars import MINI_TEST, MINI_TRAIN, frame_name, make_mini_mars

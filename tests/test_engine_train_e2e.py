@@ -22,6 +22,8 @@ import yaml
 from reid.engine.checkpoint import load_checkpoint
 from reid.engine.config import load_config
 from reid.engine.trainer import NonFiniteLossError, Trainer
+from reid.studies.hooks import study_hooks
+from reid.studies.predict import predict_train_split
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -132,7 +134,7 @@ def test_tiny_run_writes_every_artefact_and_calls_hooks(tmp_path, tiny_synthetic
     assert hook.calls.count("batch") == final["global_step"]
     assert hook.id_stats_seen
 
-    logits = trainer.predict_train_split()
+    logits = predict_train_split(trainer)
     assert logits.shape == (len(trainer.data.train), trainer.num_classes)
     assert np.isfinite(logits).all()
 
@@ -266,7 +268,8 @@ def test_noise_section_adds_the_noise_hook(tmp_path, tiny_synthetic_mars):
     path = tiny_config_file(tmp_path, tiny_synthetic_mars, name="noisy", train={"epochs": 1},
                             eval={"untrained": False})
     cfg = load_config(path, ["noise={items: [{kind: symmetric, rate: 0.25}], seed: 0}"])
-    trainer = Trainer(cfg)
+    assert not any(type(h).__name__ == "NoiseHook" for h in Trainer(cfg).hooks)  # the engine adds no study hook
+    trainer = Trainer(cfg, hooks=study_hooks(cfg))  # the front door (tools/train.py) does
     assert any(type(h).__name__ == "NoiseHook" for h in trainer.hooks)
     final = trainer.fit()
     out = Path(cfg.output_dir)

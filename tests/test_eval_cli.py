@@ -98,3 +98,30 @@ def test_table_and_visualize(tmp_path):
     assert len(pngs) == 2
     img = cv2.imread(str(pngs[0]))
     assert img is not None and img.shape[1] > img.shape[0]  # a horizontal strip
+
+
+def test_help_lists_protocols_and_metrics_from_the_registries():
+    from reid.eval import METRICS
+    from reid.protocols import PROTOCOLS
+
+    res = _run("--help")
+    assert res.returncode == 0
+    text = " ".join(res.stdout.split())  # argparse and the epilog wrap lines
+    for name, protocol in PROTOCOLS.items():
+        assert f"{{{','.join(PROTOCOLS)}}}" in text and name in text
+        assert " ".join(protocol.description.split()) in text, name
+    for name, description in METRICS.items():
+        assert f"{name} {description}" in text
+
+
+def test_visualised_statuses_follow_the_protocol():
+    """Colours come from Protocol.junk_mask / positive_mask: pid -1 is junk only under official,
+    same pid + camera is junk under both, same pid on another camera is a match."""
+    from reid.eval.visualize import ranked_statuses
+
+    gallery_pids = np.array([7, 7, -1, 3, 7])
+    gallery_camids = np.array([1, 2, 2, 2, 1])
+    assert ranked_statuses("official", 7, 1, gallery_pids, gallery_camids) == ["junk", "match", "junk", "wrong", "junk"]
+    assert ranked_statuses("torchreid", 7, 1, gallery_pids, gallery_camids) == ["junk", "match", "wrong", "wrong", "junk"]
+    # a pid -1 query has no match under official: its same-pid items are junk
+    assert ranked_statuses("official", -1, 1, gallery_pids, gallery_camids)[2] == "junk"

@@ -319,3 +319,63 @@ def test_bad_protocol_and_zero_vector():
     with pytest.raises(EvaluationInputError, match="gallery_feats row 2 is all zeros"):
         evaluate(**kw, metric="cosine")
     assert evaluate(**kw, metric="euclidean").queries == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# protocol objects and the metric registry
+
+
+def test_protocol_object_equals_its_name_and_report_names_it():
+    from reid.protocols import get_protocol
+
+    rng = np.random.default_rng(8)
+    data = make_split(rng, "official", ties=True)
+    for name in ("official", "torchreid"):
+        by_name = evaluate(*data, protocol=name, chunk_size=5)
+        by_object = evaluate(*data, protocol=get_protocol(name), chunk_size=5)
+        assert by_object.protocol == name and isinstance(by_object.protocol, str)
+        assert by_object.to_dict() == by_name.to_dict()
+        np.testing.assert_array_equal(by_object.average_precision, by_name.average_precision)
+
+
+def test_ap_rule_comes_from_the_protocol_object():
+    import dataclasses
+
+    from reid.protocols import get_protocol
+
+    ranks, n = np.array([[1, 3, 4, 9]]), np.array([4])
+    official = get_protocol("official")
+    as_torchreid_ap = dataclasses.replace(official, name="official-noninterp", ap="non_interpolated")
+    assert ap_from_ranks(ranks, n, official)[0] == ap_from_ranks(ranks, n, "official")[0]
+    assert ap_from_ranks(ranks, n, as_torchreid_ap)[0] == ap_from_ranks(ranks, n, "torchreid")[0]
+
+
+def test_junk_pids_of_a_new_protocol_act_as_removed_items():
+    """A protocol that also ignores distractors (pid 0) scores like ``official`` on a gallery
+    without them: junk is neither positive nor negative."""
+    import dataclasses
+
+    from reid.protocols import get_protocol
+
+    rng = np.random.default_rng(9)
+    qf, gf, qp, qc, gp, gc = make_split(rng, "official", ties=False)
+    no_distractors = dataclasses.replace(get_protocol("official"), name="no-distractors", junk_pids=(-1, 0))
+    ours = evaluate(qf, gf, qp, qc, gp, gc, protocol=no_distractors)
+    keep = gp != 0
+    ref = evaluate(qf, gf[keep], qp, qc, gp[keep], gc[keep], protocol="official")
+    assert ours.protocol == "no-distractors"
+    for key in ("mAP", "rank1", "rank5", "rank10", "rank20", "mINP", "queries_without_match"):
+        assert ours.to_dict()[key] == pytest.approx(ref.to_dict()[key], abs=1e-12), key
+
+
+def test_unknown_metric_lists_the_registry_choices():
+    from reid.eval import METRICS
+    from reid.registry import UnknownChoiceError
+
+    assert METRICS.names() == ("cosine", "euclidean") and "cosine similarity" in METRICS["cosine"]
+    with pytest.raises(EvaluationInputError, match="unknown distance metric 'cosin'.*Did you mean 'cosine'"):
+        evaluate(**_ok_inputs(), metric="cosin")
+    with pytest.raises(UnknownChoiceError, match="eval.metric: unknown distance metric 'l1'"):
+        METRICS.check("l1", key="eval.metric")
+    with pytest.raises(UnknownChoiceError, match="choices: official, torchreid"):  # also a registry miss
+        evaluate(**_ok_inputs(), protocol="market")

@@ -200,3 +200,53 @@ def test_label_correction_losses_accept_low_precision_logits(make, dtype):
     ref = make()(logits64.to(dtype).double(), labels)
     torch.testing.assert_close(loss.double(), ref, rtol=1e-4, atol=1e-5)
     assert torch.isfinite(z.grad.float()).all()
+
+
+# ---------------------------------------------------------------- registries used by the config
+
+def test_id_losses_share_one_signature_and_expose_their_weight_scheme():
+    from reid.losses import ID_LOSSES
+
+    assert set(ID_LOSSES) == {"weighted_ce", "proselflc"}
+    weighted = ID_LOSSES["weighted_ce"](5, "imae", "n", 0.1, T=4.0)
+    assert isinstance(weighted, WeightedCrossEntropyLoss)
+    assert (weighted.normalize, weighted.label_smoothing, repr(weighted.weight_scheme)) == ("n", 0.1, "imae(T=4)")
+    plain = ID_LOSSES["proselflc"](5, "cce", "sum", 0.0, B=12.0)
+    assert isinstance(plain, ProSelfLCLoss) and plain.scheme is None and plain.B == 12.0
+    assert plain.weight_scheme.name == "cce"
+    composed = ID_LOSSES["proselflc"](5, "dm", "n", 0.0, lam=0.5, beta=8.0)
+    assert composed.weight_scheme is composed.scheme and composed.normalize == "n"
+    with pytest.raises(ValueError, match="label_smoothing=0.1 must be 0"):
+        ID_LOSSES["proselflc"](5, "cce", "sum", 0.1)
+    with pytest.raises(ValueError, match=r"unknown identity loss 'prosel' \(choices: weighted_ce, proselflc\)"):
+        ID_LOSSES.check("prosel")
+
+
+def test_proselflc_built_by_the_registry_equals_the_direct_build():
+    """scheme='cce' is ProSelfLC itself (what the engine built for scheme: proselflc)."""
+    from reid.losses import ID_LOSSES
+
+    logits, labels = _batch()
+    direct, via = build_loss("proselflc", num_classes=5, normalize="sum"), ID_LOSSES["proselflc"](5, "cce", "sum", 0.0)
+    for loss_fn in (direct, via):
+        loss_fn.set_progress(40, 100)
+    assert torch.equal(direct(logits, labels), via(logits, labels))
+
+
+def test_classifier_heads_compute_logits_with_the_model_heads():
+    from reid.models.heads import CosineClassifier, LinearClassifier
+
+    torch.manual_seed(0)
+    cos = CosineClassifierLoss(6, 4, scale=8.0)
+    lin = LinearClassifierLoss(6, 4, bias=True)
+    assert isinstance(cos.classifier, CosineClassifier) and isinstance(lin.classifier, LinearClassifier)
+    assert cos.W is cos.classifier.weight and lin.b is lin.classifier.bias and cos.scale == 8.0
+    assert sorted(n for n, _ in lin.named_parameters()) == ["classifier.bias", "classifier.weight"]
+    emb = torch.randn(3, 6)
+    labels = torch.tensor([0, 1, 2])
+    assert torch.equal(cos.get_logits(emb, labels), cos.classifier(emb))
+    assert torch.equal(lin.get_logits(emb, labels), F.linear(emb, lin.W, lin.b))
+    torch.manual_seed(1)
+    w = torch.empty(4, 6).normal_(std=1 / math.sqrt(6))  # the heads' init: N(0, 1 / embedding_size)
+    torch.manual_seed(1)
+    assert torch.equal(CosineClassifierLoss(6, 4).W.data, w)

@@ -1,4 +1,4 @@
-"""VideoReIDModel: shapes, masks, chunked extraction, ID-aware quality, BNNeck, gradients.
+"""VideoReIDModel: shapes, masks, ID-aware quality, BNNeck, gradients, the build_model front door.
 
 resnet18 at 32x16 input (64x32 for the stride test), a handful of frames: CPU-cheap.
 """
@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reid.models import AGGREGATORS, ModelSpec, build_model
+from reid.models import AGGREGATORS, ModelConfig, build_model
 from reid.models.aggregation import masked_softmax
 
 H, W = 32, 16
@@ -21,7 +21,7 @@ ALL_AGGREGATIONS = sorted(AGGREGATORS)
 
 def make_model(aggregation="mean", classifier="linear", **kw):
     torch.manual_seed(0)
-    return build_model(ModelSpec(backbone="resnet18", aggregation=aggregation, classifier=classifier, **kw), NUM_CLASSES)
+    return build_model(ModelConfig(backbone="resnet18", aggregation=aggregation, classifier=classifier, **kw), NUM_CLASSES)
 
 
 @pytest.fixture(scope="module")
@@ -133,26 +133,6 @@ def test_max_aggregation_ignores_huge_padded_features(models):
     assert out["frame_weights"][0, 3] == 0
 
 
-@pytest.mark.parametrize("agg", ALL_AGGREGATIONS)
-def test_chunked_extraction_equals_one_shot(models, agg):
-    model = models[agg]
-    frames = clip(t=5, seed=4)[0]
-    one_shot = model.extract(frames, chunk=100)
-    chunked = model.extract(frames, chunk=2)
-    torch.testing.assert_close(chunked, one_shot, rtol=1e-5, atol=1e-5)
-    with torch.no_grad():
-        via_forward = model(frames[None])["bn_feat"][0]
-    torch.testing.assert_close(one_shot, via_forward, rtol=1e-5, atol=1e-5)
-    pre_bn = model.extract(frames, chunk=3, bn=False)
-    assert not torch.allclose(pre_bn, one_shot), "bn=False must return the pre-BNNeck feature"
-
-
-def test_extract_restores_training_mode():
-    model = make_model("mean").train()
-    model.extract(clip(t=2)[0])
-    assert model.training
-
-
 @pytest.fixture(scope="module")
 def id_quality_model():
     """A cosine classifier whose class c points along axis c, BN = identity in eval mode."""
@@ -193,8 +173,6 @@ def test_id_quality_test_time_proxy_is_classifier_confidence(id_quality_model):
     torch.testing.assert_close(w[0], w[1])
 
 
-
-
 def test_id_quality_rejects_test_labels(id_quality_model):
     model, d = id_quality_model
     with pytest.raises(ValueError, match="label -1"):
@@ -204,8 +182,8 @@ def test_id_quality_rejects_test_labels(id_quality_model):
 def test_last_stride_one_doubles_final_map():
     x = torch.randn(1, 3, 64, 32)
     with torch.no_grad():
-        s2 = make_model(last_stride=2).eval().feature_map(x)
-        s1 = make_model(last_stride=1).eval().feature_map(x)
+        s2 = make_model(last_stride=2).eval().backbone(x)
+        s1 = make_model(last_stride=1).eval().backbone(x)
     assert s2.shape[-2:] == (2, 1)
     assert s1.shape[-2:] == (2 * s2.shape[-2], 2 * s2.shape[-1])
 
@@ -294,9 +272,9 @@ def test_masked_softmax_zero_outside_mask():
 
 # -- build_model front door ------------------------------------------------------------------
 
-def test_build_model_accepts_dict_object_and_spec():
+def test_build_model_accepts_dict_object_and_config():
     d = {"backbone": "resnet18", "aggregation": "max", "embedding_dim": 32, "classifier": "cosine", "cosine_scale": 8.0}
-    for cfg in (d, SimpleNamespace(**d), ModelSpec(**d)):
+    for cfg in (d, SimpleNamespace(**d), ModelConfig(**d)):
         model = build_model(cfg, 3)
         assert model.feat_dim == 32
         assert model.classifier.scale == 8.0

@@ -137,15 +137,19 @@ def test_shipped_configs_validate():
 
 @pytest.mark.slow
 def test_failed_cell_is_recorded_and_the_rest_reported(tmp_path):
-    from reid.studies.runner import load_study, run_study
+    from reid.studies.runner import StudyConfig, StudyError, load_study, run_study
 
     data = _tiny_idx(tmp_path / "idx", n_train=80, n_test=40)
     cfg_path = _study_yaml(tmp_path, data)
     cfg = yaml.safe_load(cfg_path.read_text())
     cfg["schemes"] = [{"name": "cce"}, {"name": "proselflc", "params": {"B": -1.0}}]  # fails when built
     cfg_path.write_text(yaml.safe_dump(cfg))
+    # load_study builds every loss up front and refuses this file; a study assembled in code
+    # (no load-time check) gets as far as the cell, which must fail alone
+    with pytest.raises(StudyError, match=r"schemes\[1\] \(proselflc\).*B=-1"):
+        load_study(cfg_path)
     out = tmp_path / "out"
-    summary = run_study(load_study(cfg_path), out, progress=False, log=lambda m: None)
+    summary = run_study(StudyConfig.model_validate(cfg), out, progress=False, log=lambda m: None)
     assert summary["failed"] == ["proselflc-symmetric0.4-seed0"] and summary["ran"] == ["cce-symmetric0.4-seed0"]
     err = json.loads((out / "cells" / "proselflc-symmetric0.4-seed0" / "cell_error.json").read_text())
     assert "B=-1" in err["error"]

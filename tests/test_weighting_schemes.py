@@ -1,6 +1,5 @@
 """Weighting schemes: formulas, registry errors, emphasis diagnostics (docs/methods.md §1)."""
 
-import math
 
 import pytest
 import torch
@@ -98,3 +97,14 @@ def test_batch_summary_splits_by_mask():
     assert s["w_var"] == pytest.approx(5.0)
     with pytest.raises(ValueError, match="mask must be a bool tensor"):
         batch_summary(p, w, mask=torch.tensor([1, 0, 1, 0]))
+
+
+def test_scheme_and_normalisation_registries():
+    from reid.registry import Registry
+    from reid.weighting import NORMALIZATIONS, NORMALIZE_CHOICES
+
+    assert isinstance(SCHEMES, Registry)
+    assert all(cls.name == name for name, cls in SCHEMES.items())
+    assert NORMALIZATIONS.names() == NORMALIZE_CHOICES == ("sum", "n")
+    with pytest.raises(ValueError, match=r"key: unknown normalisation 'avg' \(choices: sum, n\)"):
+        NORMALIZATIONS.check("avg", key="key")

@@ -26,6 +26,9 @@ examples:
   # real MARS on a GPU, with a different weighting scheme and learning rate
   python tools/train.py --config configs/mars_resnet50.yaml data.root=/data/MARS loss.id.scheme=dm optim.lr=0.0005
 
+  # ProSelfLC (progressive self label correction) as the identity loss
+  python tools/train.py loss.id.name=proselflc
+
   # one weighting scheme (these files inherit configs/default.yaml through `base:`)
   python tools/train.py --config configs/schemes/imae.yaml
 
@@ -103,10 +106,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from reid.engine import train
-    from reid.engine.trainer import NonFiniteLossError
+    from reid.engine.loop import NonFiniteLossError
+    from reid.studies.hooks import study_hooks
 
     try:
-        final = train(cfg, resume=run_dir)
+        final = train(cfg, hooks=study_hooks(cfg), resume=run_dir)
     except NonFiniteLossError as exc:
         print(f"stopped: {exc}", file=sys.stderr)
         return 3

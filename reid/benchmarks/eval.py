@@ -66,7 +66,9 @@ def _worker(kind: str, scale: str, chunk: int | None, subset: int) -> dict:
     torch.set_num_threads(os.cpu_count() or 1)
     nq, ng, dim = SCALES[scale]
     qf, gf, qp, qc, gp, gc = make_data(nq, ng, dim)
-    from reid.eval.metrics import auto_chunk_size, evaluate, l2_normalize
+    from reid.eval import evaluate
+    from reid.eval.features import l2_normalize
+    from reid.eval.scoring import auto_chunk_size
 
     chunk = chunk or auto_chunk_size(ng)
     # Warm-up outside the timer, identical for every kind: BLAS / OpenMP thread start-up and the

@@ -53,7 +53,7 @@ from tqdm.auto import tqdm
 
 from reid.data.datasets import TrainClipDataset, collate_clips, worker_init
 from reid.data.frames import read_frame
-from reid.data.sampling import TRAIN_CLIP_MODES, ClipSampler, PKSampler
+from reid.data.sampling import CLIP_MODES, ClipSampler, PKSampler
 from reid.data.transforms import build_clip_transform
 
 EXAMPLES = """examples:
@@ -85,7 +85,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--p", type=int, default=4, help="identities per batch (default 4)")
     ap.add_argument("--k", type=int, default=4, help="tracklets per identity (default 4)")
     ap.add_argument("--length", type=int, default=8, help="frames per clip T (default 8)")
-    ap.add_argument("--clip-mode", default="restricted_random", choices=TRAIN_CLIP_MODES)
+    ap.add_argument("--clip-mode", default="restricted_random", choices=CLIP_MODES.names())
     ap.add_argument("--size", default="256x128", help="network input HxW (default 256x128)")
     ap.add_argument("--repeats", type=int, default=3,
                     help="interleaved rounds of all settings; the best round of each is kept (default 3)")

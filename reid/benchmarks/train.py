@@ -1,6 +1,6 @@
 """Training-step benchmark: the real data pipeline against pre-loaded tensors, same run.
 
-For each backbone the production :meth:`reid.engine.trainer.Trainer.training_step` (forward,
+For each backbone the production :meth:`reid.engine.trainer.Trainer.run_step` (forward,
 weighted losses, backward, clip, optimiser and schedule step) is timed twice on the same batches:
 
 * ``pipeline``: batches come from the training DataLoader (JPEG decode, clip sampling,
@@ -62,11 +62,11 @@ def _time_backbone(cfg, steps: int, warmup: int) -> dict:
     def batches_forever():
         epoch = 0
         while True:  # cycle epochs when one epoch has fewer batches than needed
-            yield from trainer._loader(epoch)
+            yield from trainer.train_loader(epoch)
             epoch += 1
 
     # the model-only baseline's batches, loaded up front (a different epoch than the timed one)
-    preload_source = iter(trainer._loader(10_000))
+    preload_source = iter(trainer.train_loader(10_000))
     batches = [next(preload_source) for _ in range(min(needed, trainer.iters_per_epoch))]
     batches = [batches[i % len(batches)] for i in range(needed)]
     pipeline = batches_forever()
@@ -74,9 +74,9 @@ def _time_backbone(cfg, steps: int, warmup: int) -> dict:
     pipeline_times, pipeline_cpu, preloaded_times, preloaded_cpu = [], [], [], []
     for i in range(needed):
         t0, c0 = time.perf_counter(), time.process_time()
-        trainer.training_step(next(pipeline))
+        trainer.run_step(next(pipeline))
         t1, c1 = time.perf_counter(), time.process_time()
-        trainer.training_step(batches[i])
+        trainer.run_step(batches[i])
         t2, c2 = time.perf_counter(), time.process_time()
         if i >= warmup:
             pipeline_times.append(t1 - t0)

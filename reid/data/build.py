@@ -1,6 +1,7 @@
-"""One entry point from "where is the data" to :class:`~reid.data.tracklet.VideoReIDData`.
+"""One entry point from "where is the data" to :class:`~reid.data.tracklet.VideoReIDData`, and
+the registry of dataset formats it dispatches through.
 
-Accepted layouts (``fmt="auto"`` picks by looking at ``root``):
+Accepted layouts (``fmt="auto"`` asks every reader's ``detect``, in registration order):
 
 * ``mars``: a folder with ``info/tracks_test_info.mat`` (the official MARS layout, see
   :mod:`reid.data.mars`);
@@ -10,37 +11,75 @@ Accepted layouts (``fmt="auto"`` picks by looking at ``root``):
 * ``root=None``: the embedded synthetic dataset, generated once (MARS layout) by
   :func:`reid.data.synthetic.ensure_synthetic_mars` and read back through the MARS reader, so
   the synthetic job exercises exactly the code path real MARS takes.
+
+Adding a format is one reader module (a ``detect`` and a ``load`` function) plus one
+``READERS.register(...)`` line below.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from reid.data.custom import load_folder, load_manifest
-from reid.data.mars import TRACK_FILES, load_mars
+from reid.data.custom import is_folder_dataset, is_manifest, load_folder, load_manifest
+from reid.data.mars import is_mars_root, load_mars
+from reid.data.mars_format import INFO_DIR, INFO_MARKER
 from reid.data.tracklet import DatasetError, VideoReIDData
+from reid.registry import Registry
 
-FORMATS = ("auto", "mars", "csv", "folder")
+
+@dataclass(frozen=True)
+class Reader:
+    """One dataset format.
+
+    Attributes:
+        detect: ``detect(root) -> bool``: whether ``root`` is in this format (``fmt="auto"``).
+        load: ``load(root, protocol, validate, check_files, verify_frames, corrupt, progress)
+            -> VideoReIDData`` (keyword arguments).
+        layout: the layout in words, for the error that lists the accepted layouts.
+    """
+
+    detect: Callable[[Path], bool]
+    load: Callable[..., VideoReIDData]
+    layout: str
+
+
+def _load_folder(root, *, check_files: bool, **kwargs) -> VideoReIDData:
+    # the folder reader lists the frames it reads, so they exist: check_files has nothing to do
+    return load_folder(root, **kwargs)
+
+
+READERS: Registry[Reader] = Registry("dataset format")
+READERS.register("mars", Reader(
+    detect=is_mars_root, load=load_mars,
+    layout=f"a MARS root with bbox_train/, bbox_test/ and {INFO_DIR}/ ({INFO_DIR}/{INFO_MARKER} marks it)",
+))
+READERS.register("csv", Reader(
+    detect=is_manifest, load=load_manifest,
+    layout="a .csv manifest with columns path,pid,camid,tracklet_id,frame_index,split,is_query",
+))
+READERS.register("folder", Reader(
+    detect=is_folder_dataset, load=_load_folder,
+    layout="a folder with train/, query/, gallery/ holding <pid>/<camid>_<tracklet>/<frames>.jpg",
+))
+
+# what ``build_data(fmt=...)`` and the config accept
+FORMATS = ("auto", *READERS.names())
 
 
 def detect_format(root: str | os.PathLike) -> str:
-    """``"mars"``, ``"csv"`` or ``"folder"`` for ``root``; :class:`DatasetError` listing the
-    accepted layouts otherwise."""
+    """The name of the first reader in :data:`READERS` whose ``detect`` accepts ``root``;
+    :class:`DatasetError` listing the accepted layouts otherwise."""
     p = Path(root)
-    if p.is_dir() and (p / "info" / TRACK_FILES["test"][0]).is_file():
-        return "mars"
-    if p.is_file() and p.suffix.lower() == ".csv":
-        return "csv"
-    if p.is_dir() and all((p / d).is_dir() for d in ("train", "query", "gallery")):
-        return "folder"
+    for name, reader in READERS.items():
+        if reader.detect(p):
+            return name
     what = "does not exist" if not p.exists() else ("is a file" if p.is_file() else "is a folder")
+    layouts = "; ".join(f"({k}) {reader.layout}" for k, reader in enumerate(READERS.values(), 1))
     raise DatasetError(
-        f"{p} {what} but matches no accepted dataset layout. Accepted: (1) a MARS root with "
-        f"bbox_train/, bbox_test/ and info/ (info/{TRACK_FILES['test'][0]} marks it); (2) a .csv "
-        f"manifest with columns path,pid,camid,tracklet_id,frame_index,split,is_query; (3) a folder "
-        f"with train/, query/, gallery/ holding <pid>/<camid>_<tracklet>/<frames>.jpg. "
-        f"See README 'Datasets'."
+        f"{p} {what} but matches no accepted dataset layout. Accepted: {layouts}. See README 'Datasets'."
     )
 
 
@@ -60,32 +99,31 @@ def build_data(
     Args:
         root: MARS root, ``.csv`` manifest, or folder-convention root; ``None`` for the embedded
             synthetic dataset (``synthetic_params`` go to ``ensure_synthetic_mars``).
-        fmt: ``"auto"`` (detect, see :func:`detect_format`), ``"mars"``, ``"csv"`` or ``"folder"``.
-        protocol: ``"official"`` (queries stay in the gallery) or ``"torchreid"`` (queries and
-            pid -1 removed from the gallery).
+        fmt: ``"auto"`` (detect, see :func:`detect_format`) or a name in :data:`READERS`.
+        protocol: a name in :data:`reid.protocols.PROTOCOLS`: ``"official"`` (queries stay in the
+            gallery) or ``"torchreid"`` (queries and pid -1 removed from the gallery).
         validate, corrupt, check_files, verify_frames: see :func:`reid.data.mars.load_mars`.
+            The reader validates ``protocol`` and ``corrupt`` (once) and records both on the
+            returned data.
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"fmt={fmt!r}: expected one of {FORMATS}")
+    if fmt != "auto":
+        READERS.check(fmt, key="fmt")
     if root is None:
-        from reid.data.synthetic import ensure_synthetic_mars  # generator only needed here
+        from reid.data.synthetic import ensure_synthetic_mars  # the generator is only needed here
 
         root = ensure_synthetic_mars(**(synthetic_params or {}))
         fmt = "mars"
     elif synthetic_params:
         raise ValueError("synthetic_params only apply with root=None (the embedded synthetic dataset)")
-    kind = detect_format(root) if fmt == "auto" else fmt
-    if kind == "mars":
-        data = load_mars(root, protocol=protocol, validate=validate, check_files=check_files,
-                         verify_frames=verify_frames, corrupt=corrupt, progress=progress)
-        if (Path(root) / "SYNTHETIC.json").is_file():  # written by reid.data.synthetic
+    name = detect_format(root) if fmt == "auto" else fmt
+    data = READERS[name].load(root, protocol=protocol, validate=validate, check_files=check_files,
+                              verify_frames=verify_frames, corrupt=corrupt, progress=progress)
+    if name == "mars":
+        from reid.data.synthetic import STAMP_NAME  # the generator's stamp marks generated data
+
+        if (Path(root) / STAMP_NAME).is_file():
             data.name = "synthetic_mars"  # so reports never pass generated data off as MARS
-        return data
-    if kind == "csv":
-        return load_manifest(root, protocol=protocol, validate=validate, check_files=check_files,
-                             verify_frames=verify_frames, corrupt=corrupt, progress=progress)
-    return load_folder(root, protocol=protocol, validate=validate, verify_frames=verify_frames,
-                       corrupt=corrupt, progress=progress)
+    return data
 
 
-__all__ = ["FORMATS", "build_data", "detect_format"]
+__all__ = ["FORMATS", "READERS", "Reader", "build_data", "detect_format"]

@@ -16,7 +16,7 @@ CSV manifest, one row per frame, header required (extra columns are ignored)::
 * ``split``: ``train`` or ``test``; ``is_query``: ``1`` marks a test tracklet as a query (all its
   rows must agree), ``0`` or empty otherwise; train rows must not be queries.
 
-Protocols as for MARS (:mod:`reid.data.mars`): ``official`` keeps the queries in the gallery (all
+Protocols as for MARS (:mod:`reid.protocols`): ``official`` keeps the queries in the gallery (all
 test tracklets); ``torchreid`` removes them and drops pid -1 from the gallery. Training
 tracklets get contiguous labels (sorted unique train pids -> 0..n-1).
 
@@ -40,15 +40,29 @@ from pathlib import Path
 
 import numpy as np
 
-from reid.data.frames import FrameIssues, check_frames, check_policy
+from reid.data.frames import CORRUPT_POLICIES, CorruptFramePolicy, FrameIssues, check_frames, existing_files
 from reid.data.tracklet import DatasetError, Tracklet, VideoReIDData
-from reid.data.validation import ErrorCollector, check_protocol, gallery_mask
+from reid.data.validation import ErrorCollector
+from reid.protocols import Protocol, get_protocol
 
 log = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = ("path", "pid", "camid", "tracklet_id", "frame_index", "split", "is_query")
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+FOLDER_PARTS = ("train", "query", "gallery")
+
+
+def is_manifest(root: str | os.PathLike) -> bool:
+    """``root`` is a ``.csv`` file (a manifest in the format above)."""
+    p = Path(root)
+    return p.is_file() and p.suffix.lower() == ".csv"
+
+
+def is_folder_dataset(root: str | os.PathLike) -> bool:
+    """``root`` is a folder with ``train/``, ``query/`` and ``gallery/`` sub-folders."""
+    p = Path(root)
+    return p.is_dir() and all((p / part).is_dir() for part in FOLDER_PARTS)
 
 
 @dataclass
@@ -172,11 +186,11 @@ def _build(
     source: str,
     name: str,
     root: Path,
-    protocol: str,
+    protocol: Protocol,
     validate: bool,
     check_files: bool,
     verify_frames: bool,
-    corrupt: str,
+    policy: CorruptFramePolicy,
     workers: int,
     progress: bool,
     errors: ErrorCollector,
@@ -198,13 +212,14 @@ def _build(
             errors.add(f"{source}: test rows but no query (set is_query=1 on the query tracklets' rows)")
     errors.raise_if_any()
 
-    issues = FrameIssues(policy=corrupt)
+    issues = FrameIssues(policy=policy.name)
+    scan = verify_frames or policy.decode_at_load
     flat = [r for _, recs in groups for r in recs]
     keep = np.ones(len(flat), dtype=bool)
-    if (validate and check_files) or verify_frames or corrupt == "skip":
-        exists = np.fromiter((os.path.isfile(r.path) for r in flat), dtype=bool, count=len(flat))
+    if (validate and check_files) or scan:
+        exists = existing_files([r.path for r in flat])
         for i in np.flatnonzero(~exists):
-            if corrupt == "skip":
+            if policy.drop_bad:
                 issues.missing.append((flat[i].path, flat[i].where))
             else:
                 errors.add(
@@ -213,12 +228,12 @@ def _build(
                 )
         keep &= exists
     errors.raise_if_any()
-    if verify_frames or corrupt == "skip":
+    if scan:
         todo = np.flatnonzero(keep)
         bad = check_frames([flat[i].path for i in todo], workers=workers, desc="decoding frames", progress=progress)
         issues.scanned = len(todo)
         for k, p, reason in bad:
-            if corrupt == "skip":
+            if policy.drop_bad:
                 keep[todo[k]] = False
                 issues.corrupt.append((p, reason))
             else:
@@ -243,12 +258,12 @@ def _build(
             is_query.append(recs[0].is_query)
 
     q = np.array(is_query, dtype=bool)
-    g = gallery_mask(np.array([t.pid for t in test], dtype=np.int64), q, protocol)
+    g = protocol.gallery_mask(np.array([t.pid for t in test], dtype=np.int64), q)
     data = VideoReIDData.from_tracklets(
-        name, root, protocol, train,
+        name, root, protocol.name, train,
         query=[t for t, isq in zip(test, is_query) if isq],
         gallery=[t for t, keep_g in zip(test, g.tolist()) if keep_g],
-        frame_issues=issues,
+        frame_issues=issues, corrupt=policy.name,
     )
     if issues.dropped_frames or issues.dropped_tracklets:
         log.warning("%s: %s", source, issues.summary())
@@ -257,7 +272,7 @@ def _build(
 
 def load_manifest(
     csv_path: str | os.PathLike,
-    protocol: str = "official",
+    protocol: str | Protocol = "official",
     validate: bool = True,
     check_files: bool = True,
     verify_frames: bool = False,
@@ -275,8 +290,9 @@ def load_manifest(
 
     Tracklet ``row`` is the tracklet's 0-based order of first appearance in the manifest.
     """
-    check_protocol(protocol)
-    check_policy(corrupt)
+    # resolved once here; the builder below receives the objects
+    protocol = get_protocol(protocol)
+    policy = CORRUPT_POLICIES.get(corrupt, key="corrupt")
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise DatasetError(f"{csv_path}: manifest file not found")
@@ -287,13 +303,13 @@ def load_manifest(
     groups = _group_records(records, str(csv_path), errors)
     return _build(
         groups, str(csv_path), csv_path.stem, csv_path.absolute().parent, protocol, validate,
-        check_files, verify_frames, corrupt, workers, progress, errors,
+        check_files, verify_frames, policy, workers, progress, errors,
     )
 
 
 def load_folder(
     root: str | os.PathLike,
-    protocol: str = "official",
+    protocol: str | Protocol = "official",
     validate: bool = True,
     verify_frames: bool = False,
     corrupt: str = "error",
@@ -304,16 +320,17 @@ def load_folder(
 
     Frames are the image files of a tracklet folder (``.jpg .jpeg .png .bmp .webp``) in file-name
     order. ``query`` tracklets are test queries; ``gallery`` tracklets the other test tracklets.
-    A folder name that does not fit the convention is an error naming it.
+    A folder name that does not fit the convention is an error naming it. The frames come from
+    listing the folders, so they exist: there is no separate file check.
     """
-    check_protocol(protocol)
-    check_policy(corrupt)
+    protocol = get_protocol(protocol)
+    policy = CORRUPT_POLICIES.get(corrupt, key="corrupt")
     root = Path(root)
     errors = ErrorCollector(f"dataset folder {root}")
-    if not all((root / part).is_dir() for part in ("train", "query", "gallery")):
+    if not is_folder_dataset(root):
         raise DatasetError(f"{root}: expected sub-folders train/, query/ and gallery/ (see reid.data.custom)")
     records: list[_FrameRecord] = []
-    for part in ("train", "query", "gallery"):
+    for part in FOLDER_PARTS:
         for pid_dir in sorted((root / part).iterdir()):
             if not pid_dir.is_dir():
                 continue
@@ -346,9 +363,9 @@ def load_folder(
     errors.raise_if_any()
     groups = _group_records(records, str(root), errors, by_query=True)
     return _build(
-        groups, str(root), root.name, root, protocol, validate, False, verify_frames, corrupt,
+        groups, str(root), root.name, root, protocol, validate, False, verify_frames, policy,
         workers, progress, errors,
     )
 
 
-__all__ = ["MANIFEST_COLUMNS", "load_folder", "load_manifest"]
+__all__ = ["MANIFEST_COLUMNS", "is_folder_dataset", "is_manifest", "load_folder", "load_manifest"]

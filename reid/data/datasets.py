@@ -4,12 +4,15 @@ Assembly (what the engine does)::
 
     sampler = PKSampler([t.label for t in data.train], p=16, k=4, seed=cfg.seed)
     train_set = TrainClipDataset(data.train, ClipSampler("restricted_random", 8),
-                                 build_clip_transform(train=True), seed=cfg.seed)
+                                 build_clip_transform(train=True), seed=cfg.seed, corrupt=data.corrupt)
     loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate_clips,
                         num_workers=4, worker_init_fn=worker_init, persistent_workers=True)
     for epoch in range(start_epoch, epochs):
         sampler.set_epoch(epoch); train_set.set_epoch(epoch)
-        for batch in loader: ...   # batch["frames"] [B,T,3,H,W], batch["mask"] [B,T], batch["labels"] [B]
+        for batch in loader: ...   # batch["frames"] [B,T,3,H,W], batch["mask"] [B,T], batch["label"] [B]
+
+The keys of a collated training batch are the ones the training loop and its hooks read
+(``label``, ``index``, ``row``, ``pid``, ``camid``), so nothing is renamed on the way.
 
 Determinism. Each training item draws its clip frames and its augmentation from a generator
 seeded by ``(seed, epoch, index, occurrence)`` -- ``occurrence`` is how many times the same index
@@ -18,7 +21,8 @@ fewer than ``K`` of them; the repeats get different clips). An item is therefore
 whatever worker builds it, however many workers there are, and after a resume. The epoch lives in
 shared memory, so ``set_epoch`` reaches ``persistent_workers`` too.
 
-Corrupt frames met while loading (``corrupt=``): ``"error"`` raises
+Corrupt frames met while loading (``corrupt=``, a name in
+:data:`reid.data.frames.CORRUPT_POLICIES`; pass the loaded data's ``data.corrupt``): ``"error"`` raises
 :class:`reid.data.frames.FrameReadError` naming the file and the tracklet (inside a worker the
 DataLoader re-raises it in the main process with the worker's traceback, path included);
 ``"skip"`` substitutes the nearest decodable frame of the same tracklet, warns once per file, and
@@ -37,7 +41,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
-from reid.data.frames import FrameReadError, check_policy, read_frame
+from reid.data.frames import CORRUPT_POLICIES, FrameReadError, read_frame
 from reid.data.sampling import ClipSampler, TestClipSampler
 from reid.data.tracklet import DatasetError, Tracklet
 
@@ -71,7 +75,7 @@ class _FrameLoader:
     """Decodes the frames of one tracklet under the corrupt-frame policy."""
 
     def __init__(self, corrupt: str, reader: Callable[[str], np.ndarray]) -> None:
-        self.corrupt = check_policy(corrupt)
+        self.policy = CORRUPT_POLICIES.get(corrupt, key="corrupt")
         self.reader = reader
         self.skip_counts = torch.zeros(_SLOTS, dtype=torch.int64).share_memory_()
         self._known_bad: set[str] = set()  # per process: do not retry a file that failed
@@ -83,7 +87,7 @@ class _FrameLoader:
         try:
             return self.reader(path)
         except FrameReadError as exc:
-            if self.corrupt == "error":
+            if not self.policy.drop_bad:
                 raise FrameReadError(
                     path,
                     f"{exc.reason} (frame {j} of tracklet row {t.row}, pid {t.pid}, cam {t.camid}, "
@@ -106,7 +110,7 @@ class _FrameLoader:
         try:
             return self._read(t, j)
         except FrameReadError:
-            if self.corrupt == "error":
+            if not self.policy.drop_bad:
                 raise
         # nearest other frames first (j-1, j+1, j-2, ...): the most similar content
         n = len(t.frames)
@@ -128,8 +132,9 @@ class TrainClipDataset(Dataset):
     """Training clips: item ``i`` is a ``T``-frame clip of ``tracklets[i]``, augmented.
 
     Returns ``{"frames": FloatTensor[T,3,H,W], "mask": BoolTensor[T], "label": int, "pid": int,
-    "camid": int, "index": int}``; ``label`` is ``Tracklet.label``, ``mask`` marks real (not
-    padded) frames.
+    "camid": int, "index": int, "row": int}``; ``label`` is ``Tracklet.label``, ``index`` the
+    position in ``tracklets``, ``row`` is ``Tracklet.row``, ``mask`` marks real (not padded)
+    frames.
 
     Args:
         tracklets: training tracklets with labels (``assign_train_labels``).
@@ -137,7 +142,7 @@ class TrainClipDataset(Dataset):
         transform: ``(frames, rng) -> FloatTensor[T,3,H,W]``
             (:func:`reid.data.transforms.build_clip_transform`).
         seed: base seed of the per-item generators.
-        corrupt: ``"error"`` or ``"skip"`` (module docstring).
+        corrupt: a corrupt-frame policy name (module docstring); normally ``data.corrupt``.
         reader: frame decoder, ``path -> HxWx3 uint8 RGB`` (default :func:`reid.data.frames.read_frame`).
     """
 
@@ -160,7 +165,7 @@ class TrainClipDataset(Dataset):
 
     @property
     def corrupt(self) -> str:
-        return self._loader.corrupt
+        return self._loader.policy.name
 
     @property
     def epoch(self) -> int:
@@ -173,10 +178,6 @@ class TrainClipDataset(Dataset):
     def skipped_frames(self) -> int:
         """Frames substituted under ``corrupt="skip"`` so far, all workers included."""
         return int(self._loader.skip_counts.sum())
-
-    @property
-    def labels(self) -> list[int]:
-        return [t.label for t in self.tracklets]
 
     def __len__(self) -> int:
         return len(self.tracklets)
@@ -200,6 +201,7 @@ class TrainClipDataset(Dataset):
             "pid": int(t.pid),
             "camid": int(t.camid),
             "index": int(index),
+            "row": int(t.row),
         }
 
     def __getitem__(self, index: int) -> dict[str, Any]:
@@ -282,9 +284,14 @@ def _stack_shared(tensors: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack(tensors, 0, out=out)
 
 
+# the per-clip integers of a training batch, each stacked into an int64 [B] tensor
+_CLIP_INT_KEYS = ("label", "index", "row", "pid", "camid")
+
+
 def collate_clips(batch: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """Stack training items: ``frames [B,T,3,H,W]``, ``mask [B,T]``, ``labels``/``pids``/
-    ``camids``/``indices`` ``[B]`` int64. All clips must have the same ``T`` and size."""
+    """Stack training items: ``frames [B,T,3,H,W]``, ``mask [B,T]``, and int64 ``[B]``
+    ``label`` (training label), ``index`` (position in the dataset's tracklet list), ``row``
+    (``Tracklet.row``), ``pid``, ``camid``. All clips must have the same ``T`` and size."""
     if not batch:
         raise ValueError("collate_clips: empty batch")
     shapes = {tuple(item["frames"].shape) for item in batch}
@@ -293,10 +300,7 @@ def collate_clips(batch: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
     return {
         "frames": _stack_shared([item["frames"] for item in batch]),
         "mask": torch.stack([item["mask"] for item in batch]),
-        "labels": torch.tensor([item["label"] for item in batch], dtype=torch.int64),
-        "pids": torch.tensor([item["pid"] for item in batch], dtype=torch.int64),
-        "camids": torch.tensor([item["camid"] for item in batch], dtype=torch.int64),
-        "indices": torch.tensor([item["index"] for item in batch], dtype=torch.int64),
+        **{key: torch.tensor([item[key] for item in batch], dtype=torch.int64) for key in _CLIP_INT_KEYS},
     }
 
 

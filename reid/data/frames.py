@@ -3,7 +3,8 @@
 Every frame the package decodes goes through :func:`read_frame` (OpenCV, returned as RGB), so a
 missing or undecodable file always surfaces as the same :class:`FrameReadError` naming the path.
 
-Corrupt-frame policy (``corrupt=`` in the dataset loaders):
+Corrupt-frame policy (``corrupt=`` in the dataset readers and datasets; the names and what each
+one does are the entries of :data:`CORRUPT_POLICIES`):
 
 * ``"error"`` (default): a bad frame is a dataset error. With ``verify_frames=True`` the loaders
   decode every frame up front (:func:`check_frames`) and raise :class:`~reid.data.tracklet.DatasetError`
@@ -13,7 +14,11 @@ Corrupt-frame policy (``corrupt=`` in the dataset loaders):
   to know which frames are bad, so ``"skip"`` always runs the scan.
 
 Either way, a corrupt JPEG is found at load time, in the main process, never as a crash deep
-inside a DataLoader worker halfway through an epoch.
+inside a DataLoader worker halfway through an epoch. The readers resolve the policy once and
+record its name in ``VideoReIDData.corrupt``, so the datasets built from that data use the same.
+
+Which frames exist is answered by :func:`existing_files` for every reader (one directory listing
+per folder, not one ``stat`` per frame).
 """
 
 from __future__ import annotations
@@ -21,13 +26,43 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-CORRUPT_POLICIES = ("error", "skip")
+from reid.registry import Registry
+
+
+@dataclass(frozen=True)
+class CorruptFramePolicy:
+    """What a reader and a dataset do about a missing or undecodable frame.
+
+    Attributes:
+        name: the value of ``corrupt=``.
+        decode_at_load: readers decode every frame up front even without ``verify_frames``
+            (dropping bad frames needs to know which they are).
+        drop_bad: readers drop bad frames (and tracklets left with none) and datasets substitute
+            the nearest good frame, instead of raising.
+        description: one line for ``--help`` and docs.
+    """
+
+    name: str
+    decode_at_load: bool
+    drop_bad: bool
+    description: str
+
+
+CORRUPT_POLICIES: Registry[CorruptFramePolicy] = Registry("corrupt-frame policy")
+CORRUPT_POLICIES.register("error", CorruptFramePolicy(
+    "error", decode_at_load=False, drop_bad=False,
+    description="a bad frame is a dataset error (decode everything up front with verify_frames)",
+))
+CORRUPT_POLICIES.register("skip", CorruptFramePolicy(
+    "skip", decode_at_load=True, drop_bad=True,
+    description="decode every frame at load time, drop bad frames and tracklets left empty, report them",
+))
 
 
 class FrameReadError(OSError):
@@ -166,23 +201,39 @@ class FrameIssues:
         }
 
 
-def check_policy(corrupt: str) -> str:
-    if corrupt not in CORRUPT_POLICIES:
-        raise ValueError(f"corrupt={corrupt!r}: expected one of {CORRUPT_POLICIES}")
-    return corrupt
+def _files_in(folder: str) -> frozenset[str]:
+    """Names of the regular files (symlinks followed) in ``folder``; empty if it cannot be listed."""
+    try:
+        with os.scandir(folder or os.curdir) as entries:
+            return frozenset(e.name for e in entries if e.is_file())
+    except OSError:  # missing, not a folder, no permission
+        return frozenset()
 
 
-def existing_files(paths: Iterable[str]) -> np.ndarray:
-    """Boolean mask: which of ``paths`` exist as regular files (one ``stat`` each)."""
-    return np.fromiter((os.path.isfile(p) for p in paths), dtype=bool)
+def existing_files(paths: Sequence[str]) -> np.ndarray:
+    """Boolean mask: which of ``paths`` exist as regular files (as ``os.path.isfile``).
+
+    Every reader's frame check. One directory scan per distinct folder instead of one ``stat``
+    per frame: ~1,500 scans on real MARS rather than 1.19M stats, which on a network file system
+    is the difference between seconds and minutes.
+    """
+    listings: dict[str, frozenset[str]] = {}
+    out = np.zeros(len(paths), dtype=bool)
+    for i, path in enumerate(paths):
+        folder, _, name = path.rpartition(os.sep)
+        listing = listings.get(folder)
+        if listing is None:
+            listing = listings[folder] = _files_in(folder)
+        out[i] = name in listing
+    return out
 
 
 __all__ = [
     "CORRUPT_POLICIES",
+    "CorruptFramePolicy",
     "FrameIssues",
     "FrameReadError",
     "check_frames",
-    "check_policy",
     "existing_files",
     "read_frame",
 ]

@@ -1,4 +1,5 @@
-"""The MARS on-disk format, spelled once: read by :mod:`reid.data.mars`, written by
+"""The MARS on-disk format, spelled once: read by :mod:`reid.data.mars_index` and
+:mod:`reid.data.mars`, written by
 :mod:`reid.data.synthetic` (Zheng et al., "MARS: A Video Benchmark for Large-Scale Person
 Re-identification", ECCV 2016).
 
@@ -39,9 +40,20 @@ NAME_FILES = {"train": "train_name.txt", "test": "test_name.txt"}
 QUERY_FILE, QUERY_KEY = "query_IDX.mat", "query_IDX"
 TABLE_COLUMNS = ("start", "end", "pid", "camid")
 
+# the file whose presence marks a MARS info folder (and, under info/, a MARS root)
+INFO_MARKER = TRACK_FILES["test"][0]
+
 JUNK_PID, DISTRACTOR_PID = -1, 0
 PID_CODE_LENGTH = 4          # characters 0-3 of a frame name
 CAMERA_CHAR = 5              # character 5 of a frame name is the camera digit
+TRACKLET_FIELD = slice(6, 11)  # characters 6-10: "T" and the 4-digit tracklet number
+FRAME_NAME_EXAMPLE = "0001C1T0001F001.jpg"
+
+LAYOUT_HINT = (
+    f"expected the MARS layout ROOT/{{{BBOX_DIRS['train']},{BBOX_DIRS['test']}}}/<id4>/<frame>.jpg and "
+    f"ROOT/{INFO_DIR}/{{{NAME_FILES['train']},{NAME_FILES['test']},{TRACK_FILES['train'][0]},"
+    f"{TRACK_FILES['test'][0]},{QUERY_FILE}}}"
+)
 
 
 def pid_code(pid: int) -> str | None:
@@ -62,6 +74,15 @@ def frame_name(pid: int, camid: int, tracklet: int, frame: int) -> str:
     return f"{code}C{camid}T{tracklet:04d}F{frame:03d}.jpg"
 
 
+def tracklet_number(name: bytes) -> int | None:
+    """The ``T<4 digits>`` number of a frame name (``b'0001C1T0001F001.jpg'`` -> 1); None when
+    the name does not follow the convention."""
+    part = name[TRACKLET_FIELD]
+    if len(part) == 5 and part[:1] == b"T" and part[1:].isdigit():
+        return int(part[1:])
+    return None
+
+
 def write_mat_variable(path: str | Path, name: str, array: np.ndarray, header: bytes) -> None:
     """Write one variable as a MATLAB 5 ``.mat`` file (the official files' format) with a fixed
     116-byte header text: scipy stamps the creation time there, which would break byte-identity
@@ -80,6 +101,7 @@ def query_dtype(n_rows: int) -> type:
 
 __all__ = [
     "SPLITS", "INFO_DIR", "BBOX_DIRS", "TRACK_FILES", "NAME_FILES", "QUERY_FILE", "QUERY_KEY",
-    "TABLE_COLUMNS", "JUNK_PID", "DISTRACTOR_PID", "PID_CODE_LENGTH", "CAMERA_CHAR",
-    "pid_code", "frame_name", "write_mat_variable", "query_dtype",
+    "TABLE_COLUMNS", "INFO_MARKER", "JUNK_PID", "DISTRACTOR_PID", "PID_CODE_LENGTH", "CAMERA_CHAR",
+    "TRACKLET_FIELD", "FRAME_NAME_EXAMPLE", "LAYOUT_HINT",
+    "pid_code", "frame_name", "tracklet_number", "write_mat_variable", "query_dtype",
 ]

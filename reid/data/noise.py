@@ -1,4 +1,5 @@
-"""Noisy-identity injection on the training split (docs/methods.md §5).
+"""Noisy-identity injection on the training split (docs/methods.md §5). The configuration types
+live in :mod:`reid.data.noise_config`, the manifest in :mod:`reid.data.noise_manifest`.
 
 Video ReID labels are identities, so noise is injected at two granularities:
 
@@ -48,80 +49,17 @@ refuses (naming the file and the row) when the training split does not match the
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from reid.atomic import atomic_write_json
+# NOISE_KINDS, NoiseConfig, NoiseItem and NoiseManifest are also this module's public names:
+# the trainer config, the studies and users import them from here
+from reid.data.noise_config import LABEL_NOISE_KINDS, NOISE_KINDS, NoiseConfig, NoiseItem
+from reid.data.noise_manifest import FrameChange, LabelChange, NoiseManifest, train_fingerprint
 from reid.data.tracklet import DatasetError, Tracklet
-
-LABEL_NOISE_KINDS = ("symmetric", "pairflip", "tracklet_swap")
-FRAME_NOISE_KINDS = ("outlier_frames",)
-NOISE_KINDS = LABEL_NOISE_KINDS + FRAME_NOISE_KINDS
-MANIFEST_VERSION = 1
-
-
-# ----------------------------------------------------------------------------- configuration
-class NoiseItem(BaseModel):
-    """One noise injection: ``kind`` at ``rate`` (a fraction in [0, 1])."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["symmetric", "pairflip", "tracklet_swap", "outlier_frames"]
-    rate: float = Field(ge=0.0, le=1.0)
-    # only for outlier_frames: where the replacement frames come from
-    source: Literal["other_identity", "background"] | None = None
-
-    @model_validator(mode="after")
-    def _check_source(self) -> "NoiseItem":
-        if self.source is not None and self.kind != "outlier_frames":
-            raise ValueError(f"noise item kind={self.kind!r}: 'source' only applies to outlier_frames")
-        if self.kind == "outlier_frames" and self.rate >= 1.0:
-            raise ValueError("noise item outlier_frames: rate must be < 1 (some own frames must remain)")
-        return self
-
-
-class NoiseConfig(BaseModel):
-    """Noise to inject into the training split (embedded in the trainer config as ``noise:``).
-
-    Example (YAML)::
-
-        noise:
-          items:
-            - {kind: symmetric, rate: 0.4}
-            - {kind: outlier_frames, rate: 0.1, source: other_identity}
-          seed: 0
-          manifest: null     # or a saved noise_manifest.json to re-apply exactly
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    items: list[NoiseItem] = Field(default_factory=list)
-    seed: int = 0
-    manifest: Path | None = None
-
-    @model_validator(mode="after")
-    def _check_items(self) -> "NoiseConfig":
-        kinds = [it.kind for it in self.items]
-        dup = sorted({k for k in kinds if kinds.count(k) > 1})
-        if dup:
-            raise ValueError(f"noise.items: kind(s) {dup} listed more than once; give each kind once")
-        label_total = sum(it.rate for it in self.items if it.kind in LABEL_NOISE_KINDS)
-        if label_total > 1.0 + 1e-9:
-            raise ValueError(
-                f"noise.items: label-noise rates sum to {label_total:.3f} > 1; a tracklet is "
-                "relabelled at most once, so they cannot exceed the whole split"
-            )
-        return self
-
-    @property
-    def label_noise_rate(self) -> float:
-        return float(sum(it.rate for it in self.items if it.kind in LABEL_NOISE_KINDS))
 
 
 # ----------------------------------------------------------------------------- integer core
@@ -244,124 +182,6 @@ def _draw_swap_pairs(
         f"tracklet_swap: could only form {len(pairs)} of {num_pairs} pairs of different identities "
         "from the remaining clean examples (too few identities left)"
     )
-
-
-# ----------------------------------------------------------------------------- manifest
-@dataclass
-class LabelChange:
-    index: int  # position in the training list (= batch["index"] in the trainer)
-    row: int  # Tracklet.row: row in the dataset's source table
-    kind: str
-    true_label: int
-    noisy_label: int
-    true_pid: int
-    noisy_pid: int
-    swapped_with: int | None = None  # tracklet_swap: training-list index of the partner
-
-
-@dataclass
-class FrameChange:
-    index: int
-    row: int
-    position: int  # frame position inside the tracklet
-    original: str
-    replacement: str
-    source: str  # "other_identity" | "background"
-    donor_index: int | None  # training-list index of the donor tracklet (other_identity)
-    donor_pid: int | None
-
-
-@dataclass
-class NoiseManifest:
-    """Every change :func:`apply_noise` made, enough to audit it and to re-apply it exactly."""
-
-    config: dict
-    num_classes: int
-    num_train: int
-    train_fingerprint: str
-    label_changes: list[LabelChange] = field(default_factory=list)
-    frame_changes: list[FrameChange] = field(default_factory=list)
-    pairflip_partner: dict[int, int] | None = None
-    background_dir: str | None = None
-    version: int = MANIFEST_VERSION
-
-    # -- views
-    @property
-    def noisy_indices(self) -> np.ndarray:
-        """Training-list indices of relabelled tracklets (the "noisy subset")."""
-        return np.asarray(sorted(c.index for c in self.label_changes), dtype=np.int64)
-
-    def noisy_mask(self) -> np.ndarray:
-        mask = np.zeros(self.num_train, dtype=bool)
-        mask[self.noisy_indices] = True
-        return mask
-
-    def summary(self) -> dict:
-        per_kind: dict[str, int] = {}
-        for c in self.label_changes:
-            per_kind[c.kind] = per_kind.get(c.kind, 0) + 1
-        return {
-            "num_train": self.num_train,
-            "relabelled": len(self.label_changes),
-            "relabelled_fraction": len(self.label_changes) / max(self.num_train, 1),
-            "relabelled_per_kind": per_kind,
-            "outlier_frames": len(self.frame_changes),
-            "tracklets_with_outlier_frames": len({c.index for c in self.frame_changes}),
-        }
-
-    # -- persistence
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        if self.pairflip_partner is not None:
-            d["pairflip_partner"] = {str(k): v for k, v in self.pairflip_partner.items()}
-        d["summary"] = self.summary()
-        return d
-
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write JSON atomically (:mod:`reid.atomic`)."""
-        return atomic_write_json(path, self.to_dict())
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> "NoiseManifest":
-        path = Path(path)
-        try:
-            d = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise DatasetError(f"{path}: noise manifest not found") from None
-        except json.JSONDecodeError as e:
-            raise DatasetError(f"{path}: not valid JSON ({e})") from None
-        required = ("config", "num_classes", "num_train", "train_fingerprint", "label_changes", "frame_changes")
-        missing = [k for k in required if k not in d]
-        if missing:
-            raise DatasetError(f"{path}: noise manifest lacks key(s) {missing}")
-        if d.get("version", 1) != MANIFEST_VERSION:
-            raise DatasetError(f"{path}: manifest version {d.get('version')} != supported {MANIFEST_VERSION}")
-        try:
-            label_changes = [LabelChange(**c) for c in d["label_changes"]]
-            frame_changes = [FrameChange(**c) for c in d["frame_changes"]]
-        except TypeError as e:
-            raise DatasetError(f"{path}: malformed change entry ({e})") from None
-        partner = d.get("pairflip_partner")
-        return cls(
-            config=d["config"],
-            num_classes=int(d["num_classes"]),
-            num_train=int(d["num_train"]),
-            train_fingerprint=d["train_fingerprint"],
-            label_changes=label_changes,
-            frame_changes=frame_changes,
-            pairflip_partner={int(k): int(v) for k, v in partner.items()} if partner else None,
-            background_dir=d.get("background_dir"),
-        )
-
-
-def train_fingerprint(train: list[Tracklet]) -> str:
-    """SHA-256 over (row, pid, label, frames) of the clean split: a manifest only re-applies onto
-    the exact split it was made on."""
-    h = hashlib.sha256()
-    for t in train:
-        h.update(f"{t.row}|{t.pid}|{t.label}|{len(t.frames)}|".encode())
-        h.update("\x00".join(t.frames).encode())
-    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------- tracklet API
@@ -557,7 +377,7 @@ def apply_manifest(
 
 
 __all__ = [
-    "NOISE_KINDS", "LABEL_NOISE_KINDS", "NoiseItem", "NoiseConfig", "LabelNoiseResult", "inject_label_noise",
-    "pairflip_partners", "NoiseManifest", "LabelChange", "FrameChange", "apply_noise", "apply_manifest",
-    "train_fingerprint", "write_background_crops",
+    "NOISE_KINDS", "NoiseItem", "NoiseConfig", "NoiseManifest",
+    "LabelNoiseResult", "inject_label_noise", "pairflip_partners", "apply_noise", "apply_manifest",
+    "write_background_crops",
 ]

@@ -1,6 +1,6 @@
 """Which tracklets form a batch (:class:`PKSampler`) and which frames form a clip
-(:class:`ClipSampler` for training, :class:`TestClipSampler` / :func:`evenly` / :func:`all_chunks`
-at test time).
+(:class:`ClipSampler` for training, modes in :data:`CLIP_MODES`; :class:`TestClipSampler` /
+:func:`evenly` at test time, modes in :data:`TEST_CLIP_MODES`).
 
 Identity-balanced ``P x K`` batches are the standard recipe for metric learning in person ReID
 (Hermans, Beyer & Leibe, "In Defense of the Triplet Loss for Person Re-Identification", 2017):
@@ -16,18 +16,29 @@ frames (test time and deterministic training).
 
 Everything random takes an explicit seed or ``np.random.Generator``: a run is reproducible from its
 config, and a resumed run continues mid-epoch with exactly the batches it would have seen.
+
+Adding a training clip mode is one function ``(num_frames, length, stride, pad, rng) ->
+(indices, mask)`` plus one ``@CLIP_MODES.register("name")`` line.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-TRAIN_CLIP_MODES = ("random_chunk", "evenly", "restricted_random")
-TEST_CLIP_MODES = ("all", "evenly")
+from reid.registry import Registry
+
 PAD_MODES = ("repeat_last", "loop")
+
+# (num_frames, length, stride, pad, rng) -> (indices int64[length], mask bool[length])
+ClipDraw = Callable[[int, int, int, str, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+CLIP_MODES: Registry[ClipDraw] = Registry("training clip mode")
+# (num_frames, length, pad) -> (indices, mask); deterministic
+TEST_CLIP_MODES: Registry[Callable[[int, int | None, str], tuple[np.ndarray, np.ndarray]]] = Registry(
+    "test clip mode"
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,21 +274,48 @@ def evenly(num_frames: int, length: int, pad: str = "repeat_last") -> tuple[np.n
     return idx, np.ones(length, dtype=bool)
 
 
-def all_chunks(num_frames: int, chunk: int, pad: str = "repeat_last") -> list[tuple[np.ndarray, np.ndarray]]:
-    """Every frame of a tracklet, cut into consecutive chunks of ``chunk`` frames.
+@CLIP_MODES.register("random_chunk")
+def _random_chunk(n: int, length: int, stride: int, pad: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``length`` frames ``start + stride * [0..length-1]``, ``start`` uniform over the starts
+    that fit; as many as fit (padded) when the span is longer than the tracklet."""
+    fit = min(length, (n - 1) // stride + 1)  # stride-s frames that fit in n
+    span = (fit - 1) * stride + 1
+    start = int(rng.integers(0, n - span + 1))
+    return _pad(start + stride * np.arange(fit), length, pad)
 
-    The last chunk is padded to ``chunk`` (mask False on padding), so all chunks have one shape.
-    """
-    n = _check_num_frames(num_frames)
-    if chunk < 1:
-        raise ValueError(f"all_chunks: chunk must be >= 1, got {chunk}")
-    return [_pad(np.arange(s, min(s + chunk, n)), chunk, pad) for s in range(0, n, chunk)]
+
+@CLIP_MODES.register("evenly")
+def _evenly_clip(n: int, length: int, stride: int, pad: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The segment centres of :func:`evenly` (deterministic; ``stride`` and ``rng`` unused)."""
+    return evenly(n, length, pad)
+
+
+@CLIP_MODES.register("restricted_random")
+def _restricted_random(n: int, length: int, stride: int, pad: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One uniform frame from each of ``length`` equal segments (Li et al. 2018); all frames,
+    padded, when the tracklet is shorter than the clip (``stride`` unused)."""
+    if n < length:
+        return _pad(np.arange(n), length, pad)
+    bounds = (np.arange(length + 1) * n) // length
+    idx = rng.integers(bounds[:-1], bounds[1:])  # one uniform draw per segment, high exclusive
+    return idx.astype(np.int64), np.ones(length, dtype=bool)
+
+
+@TEST_CLIP_MODES.register("all")
+def _all_frames(n: int, length: int | None, pad: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every frame (``T = n``); the feature extractor chunks long tracklets itself."""
+    return np.arange(n, dtype=np.int64), np.ones(n, dtype=bool)
+
+
+@TEST_CLIP_MODES.register("evenly")
+def _evenly_test(n: int, length: int | None, pad: str) -> tuple[np.ndarray, np.ndarray]:
+    return evenly(n, int(length), pad)
 
 
 class ClipSampler:
     """Training clip sampler: which ``length`` frames of a tracklet form one clip.
 
-    Modes (``n`` = frames in the tracklet, ``T`` = ``length``, ``s`` = ``stride``):
+    Modes (:data:`CLIP_MODES`; ``n`` = frames in the tracklet, ``T`` = ``length``, ``s`` = ``stride``):
 
     * ``random_chunk``: ``T`` consecutive frames ``start + s * [0..T-1]``, ``start`` uniform in
       ``[0, n - (T-1)s - 1]``. If the span does not fit, as many stride-``s`` frames as fit are
@@ -297,77 +335,61 @@ class ClipSampler:
     """
 
     def __init__(self, mode: str = "restricted_random", length: int = 8, stride: int = 1, pad: str = "repeat_last"):
-        if mode not in TRAIN_CLIP_MODES:
-            hint = " (test-time modes are in TestClipSampler)" if mode == "all" else ""
-            raise ValueError(f"ClipSampler: mode={mode!r} is not a training mode {TRAIN_CLIP_MODES}{hint}")
+        if mode not in CLIP_MODES:
+            hint = " (test-time modes are in TestClipSampler)" if mode in TEST_CLIP_MODES else ""
+            raise ValueError(
+                f"ClipSampler: mode={mode!r} is not a training mode ({', '.join(CLIP_MODES.names())}){hint}"
+            )
         if length < 1 or stride < 1:
             raise ValueError(f"ClipSampler: length and stride must be >= 1, got length={length}, stride={stride}")
         if pad not in PAD_MODES:
             raise ValueError(f"ClipSampler: pad={pad!r}, expected one of {PAD_MODES}")
         self.mode, self.length, self.stride, self.pad = mode, int(length), int(stride), pad
+        self._draw = CLIP_MODES[mode]
 
     def __repr__(self) -> str:
         return f"ClipSampler(mode={self.mode!r}, length={self.length}, stride={self.stride}, pad={self.pad!r})"
 
     def sample(self, num_frames: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        n = _check_num_frames(num_frames)
-        T = self.length
-        if self.mode == "evenly":
-            return evenly(n, T, self.pad)
-        if self.mode == "random_chunk":
-            s = self.stride
-            fit = min(T, (n - 1) // s + 1)  # stride-s frames that fit in n
-            span = (fit - 1) * s + 1
-            start = int(rng.integers(0, n - span + 1))
-            return _pad(start + s * np.arange(fit), T, self.pad)
-        # restricted_random
-        if n < T:
-            return _pad(np.arange(n), T, self.pad)
-        bounds = (np.arange(T + 1) * n) // T
-        idx = rng.integers(bounds[:-1], bounds[1:])  # one uniform draw per segment, high exclusive
-        return idx.astype(np.int64), np.ones(T, dtype=bool)
+        return self._draw(_check_num_frames(num_frames), self.length, self.stride, self.pad, rng)
 
     __call__ = sample
 
 
 class TestClipSampler:
-    """Test-time frame selection, deterministic.
+    """Test-time frame selection, deterministic (modes in :data:`TEST_CLIP_MODES`).
 
     * ``all``: every frame (``indices = arange(n)``, mask all True, ``T = n``); the feature
-      extractor pushes long tracklets through the backbone in chunks (see :func:`all_chunks`).
+      extractor pushes long tracklets through the backbone in chunks.
     * ``evenly``: ``length`` evenly spaced frames (:func:`evenly`), padded for short tracklets.
     """
 
     __test__ = False  # not a pytest test class despite the name
 
     def __init__(self, mode: str = "all", length: int | None = None, pad: str = "repeat_last"):
-        if mode not in TEST_CLIP_MODES:
-            raise ValueError(f"TestClipSampler: mode={mode!r}, expected one of {TEST_CLIP_MODES}")
+        TEST_CLIP_MODES.check(mode, key="TestClipSampler mode")
         if mode == "evenly" and (length is None or length < 1):
             raise ValueError(f"TestClipSampler: mode='evenly' needs length >= 1, got {length}")
         if pad not in PAD_MODES:
             raise ValueError(f"TestClipSampler: pad={pad!r}, expected one of {PAD_MODES}")
         self.mode, self.length, self.pad = mode, length, pad
+        self._select = TEST_CLIP_MODES[mode]
 
     def __repr__(self) -> str:
         return f"TestClipSampler(mode={self.mode!r}, length={self.length})"
 
     def sample(self, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
-        n = _check_num_frames(num_frames)
-        if self.mode == "all":
-            return np.arange(n, dtype=np.int64), np.ones(n, dtype=bool)
-        return evenly(n, int(self.length), self.pad)
+        return self._select(_check_num_frames(num_frames), self.length, self.pad)
 
     __call__ = sample
 
 
 __all__ = [
+    "CLIP_MODES",
     "PAD_MODES",
     "TEST_CLIP_MODES",
-    "TRAIN_CLIP_MODES",
     "ClipSampler",
     "PKSampler",
     "TestClipSampler",
-    "all_chunks",
     "evenly",
 ]

@@ -47,10 +47,10 @@ class Tracklet:
 class VideoReIDData:
     """Train / query / gallery splits of one dataset under one evaluation protocol.
 
-    ``protocol`` names how query and gallery were built (see ``reid.data.mars``):
-    ``official`` keeps the queries inside the gallery (MARS-evaluation MATLAB code);
-    ``torchreid`` removes them and drops junk (pid -1) tracklets from the gallery.
-    The junk *rules* applied at scoring time live in ``reid.eval`` and are keyed by the same name.
+    ``protocol`` is the name of the :class:`reid.protocols.Protocol` that built query and
+    gallery: ``official`` keeps the queries inside the gallery (MARS-evaluation MATLAB code);
+    ``torchreid`` removes them and drops junk (pid -1) tracklets from the gallery. The same object
+    holds the junk rules applied at scoring time.
     """
 
     name: str
@@ -65,16 +65,20 @@ class VideoReIDData:
     # report of frames dropped under the corrupt-frame policy ``skip`` (None when nothing was
     # scanned); see ``reid.data.frames``
     frame_issues: object | None = None
+    # the corrupt-frame policy the reader applied (``reid.data.frames.CORRUPT_POLICIES``); the
+    # datasets built from this data take the same (``TrainClipDataset(..., corrupt=data.corrupt)``)
+    corrupt: str = "error"
 
     @classmethod
     def from_tracklets(cls, name: str, root: Path, protocol: str, train: list[Tracklet],
                        query: list[Tracklet], gallery: list[Tracklet],
-                       frame_issues: object | None = None) -> "VideoReIDData":
+                       frame_issues: object | None = None, corrupt: str = "error") -> "VideoReIDData":
         """The splits of a reader, with training labels assigned by :func:`assign_train_labels`
         (every reader goes through here, so labels mean the same thing for every format)."""
         train, label_to_pid = assign_train_labels(train)
         return cls(name=name, root=root, protocol=protocol, train=train, query=query, gallery=gallery,
-                   num_train_ids=len(label_to_pid), label_to_pid=label_to_pid, frame_issues=frame_issues)
+                   num_train_ids=len(label_to_pid), label_to_pid=label_to_pid, frame_issues=frame_issues,
+                   corrupt=corrupt)
 
     def summary(self) -> dict:
         def frames(ts: list[Tracklet]) -> int:

@@ -4,7 +4,7 @@
 first few (each naming file and row/line, and what to do) plus a count, instead of fixing one
 error per run. :func:`split_statistics` computes the numbers ``tools/inspect_dataset.py`` prints,
 from plain per-tracklet arrays, so it serves the MARS index (no images needed) and loaded
-datasets alike.
+datasets alike; galleries come from the protocol objects of :mod:`reid.protocols`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from reid.data.tracklet import DatasetError
-
-PROTOCOLS = ("official", "torchreid")
+from reid.protocols import PROTOCOLS, Protocol, get_protocol
 
 
 class ErrorCollector:
@@ -66,25 +65,6 @@ class ErrorCollector:
             raise DatasetError(self.message())
 
 
-def check_protocol(protocol: str) -> str:
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol={protocol!r}: expected one of {PROTOCOLS} (see README 'Datasets')")
-    return protocol
-
-
-def gallery_mask(test_pids: np.ndarray, is_query: np.ndarray, protocol: str) -> np.ndarray:
-    """Which test tracklets form the gallery under ``protocol``.
-
-    * ``official`` (MARS-evaluation MATLAB code): every test tracklet, queries included.
-    * ``torchreid``: test tracklets that are not queries and not junk (pid -1).
-    """
-    check_protocol(protocol)
-    test_pids = np.asarray(test_pids)
-    if protocol == "official":
-        return np.ones(len(test_pids), dtype=bool)
-    return (~np.asarray(is_query, dtype=bool)) & (test_pids != -1)
-
-
 def queries_without_valid_match(
     query_pids: np.ndarray, query_cams: np.ndarray, gallery_pids: np.ndarray, gallery_cams: np.ndarray
 ) -> int:
@@ -115,14 +95,15 @@ def split_statistics(
     test_cams: np.ndarray,
     test_lengths: np.ndarray,
     query_positions: np.ndarray,
-    protocols: Sequence[str] = PROTOCOLS,
+    protocols: Sequence[str | Protocol] | None = None,
 ) -> dict:
     """Summary numbers of a video ReID dataset, from one entry per tracklet.
 
     Args:
         train_*/test_*: pid, camera and number of frames of each train / test tracklet.
         query_positions: 0-based positions of the query tracklets among the test tracklets.
-        protocols: protocols for which gallery size and queries without a valid match are given.
+        protocols: protocols (names or :class:`~reid.protocols.Protocol`) for which gallery size
+            and queries without a valid match are given; ``None`` = every registered protocol.
 
     Returns:
         A JSON-ready dict: ``train`` (tracklets, ids, frames, cameras), ``test`` (tracklets, real
@@ -153,9 +134,10 @@ def split_statistics(
         "protocols": {},
     }
     qp, qc = test_pids[query_positions], test_cams[query_positions]
-    for protocol in protocols:
-        g = gallery_mask(test_pids, is_query, protocol)
-        out["protocols"][protocol] = {
+    for requested in (PROTOCOLS.names() if protocols is None else protocols):
+        protocol = get_protocol(requested, key="protocols")
+        g = protocol.gallery_mask(test_pids, is_query)
+        out["protocols"][protocol.name] = {
             "gallery": int(g.sum()),
             "queries_without_valid_match": queries_without_valid_match(qp, qc, test_pids[g], test_cams[g]),
         }
@@ -163,10 +145,7 @@ def split_statistics(
 
 
 __all__ = [
-    "PROTOCOLS",
     "ErrorCollector",
-    "check_protocol",
-    "gallery_mask",
     "queries_without_valid_match",
     "split_statistics",
 ]

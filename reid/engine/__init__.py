@@ -4,7 +4,9 @@
     cfg = load_config("configs/default.yaml", ["optim.lr=0.001", "train.epochs=5"])
     final = train(cfg)          # the content of <output_dir>/final.json
 
-See ``reid.engine.trainer`` for the loop and its hooks, ``reid.engine.config`` for the schema.
+``reid.engine.loop`` is the loop (and the hook events), ``reid.engine.hooks`` the default hooks,
+``reid.engine.trainer`` builds a run and assembles them (``build_hooks``), ``reid.engine.config``
+is the schema. Study hooks come from the caller: ``train(cfg, hooks=study_hooks(cfg))``.
 """
 
 from __future__ import annotations

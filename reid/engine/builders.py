@@ -1,4 +1,4 @@
-"""Config -> objects: data, model, losses, optimiser, learning-rate schedule, training loader.
+"""Config -> objects: data, model, losses, training loader (optimiser and schedule: :mod:`reid.engine.optim`).
 
 Each builder takes the typed config section it needs, so a researcher can reuse them outside the
 trainer (e.g. ``build_model(cfg.model, n)`` in a notebook). Library parts are imported lazily so
@@ -8,28 +8,14 @@ trainer (e.g. ``build_model(cfg.model, n)`` in a notebook). Library parts are im
 from __future__ import annotations
 
 import importlib
-import math
 import random
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from reid.engine.config import (
-    Config,
-    DataConfig,
-    IdLossConfig,
-    MetricLossConfig,
-    OptimConfig,
-    SchedConfig,
-)
-
-# metric-loss name in the config -> name in the reid.losses registry
-METRIC_LOSSES = {
-    "triplet": "batch_hard_triplet",
-    "rll": "ranked_list",
-    "ice": "instance_ce",
-}
+from reid.engine.config import Config, DataConfig, IdLossConfig, MetricLossConfig
+from reid.engine.optim import build_optimizer, build_scheduler, lr_factor
 
 
 def seed_everything(seed: int) -> None:
@@ -45,8 +31,9 @@ def seed_everything(seed: int) -> None:
 
 
 def build_data(cfg: DataConfig, progress: bool = True):
-    """``reid.data.build.build_data`` with the config's reader, protocol and synthetic parameters
-    (``root: null`` = the embedded synthetic dataset, generated once)."""
+    """``reid.data.build.build_data`` with **all** the data settings of a run: reader, protocol,
+    validation, corrupt-frame policy and synthetic parameters (``root: null`` = the embedded
+    synthetic dataset, generated once). Training and re-evaluation both come through here."""
     from reid.data.build import build_data as _build_data
 
     return _build_data(
@@ -61,14 +48,40 @@ def build_data(cfg: DataConfig, progress: bool = True):
     )
 
 
-def build_train_dataset(cfg: DataConfig, tracklets, seed: int):
+def build_train_dataset(cfg: DataConfig, tracklets, seed: int, corrupt: str | None = None):
+    """Clip dataset over ``tracklets`` (one restricted-random / chunk clip per item, one
+    augmentation draw per clip). ``corrupt`` defaults to the config's policy."""
     from reid.data.datasets import TrainClipDataset
     from reid.data.sampling import ClipSampler
     from reid.data.transforms import build_clip_transform
 
     clip_sampler = ClipSampler(mode=cfg.clip_mode, length=cfg.clip_length, stride=cfg.clip_stride)
     transform = build_clip_transform(True, cfg.height, cfg.width, **cfg.augment)
-    return TrainClipDataset(tracklets, clip_sampler, transform, seed=seed, corrupt=cfg.corrupt)
+    return TrainClipDataset(tracklets, clip_sampler, transform, seed=seed, corrupt=corrupt or cfg.corrupt)
+
+
+def build_train_loader(dataset, sampler, epoch: int, seed: int, rank: int = 0, num_workers: int = 0,
+                       pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    """The DataLoader of one training epoch. The sampler and the dataset are moved to ``epoch``;
+    worker base seeds come from a generator seeded by ``(seed, epoch, rank)`` only, never from
+    how the run got here, so a resumed run sees exactly the batches of an uninterrupted one."""
+    from reid.data.datasets import collate_clips, worker_init
+
+    sampler.set_epoch(epoch)
+    if hasattr(dataset, "set_epoch"):
+        dataset.set_epoch(epoch)
+    generator = torch.Generator()
+    generator.manual_seed(int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0]))
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=collate_clips,
+        num_workers=num_workers,
+        worker_init_fn=worker_init,
+        generator=generator,
+        pin_memory=pin_memory,
+        persistent_workers=False,
+    )
 
 
 def build_test_transform(cfg: DataConfig):
@@ -89,92 +102,30 @@ def build_model(cfg: Config, num_classes: int) -> torch.nn.Module:
 
 
 def build_id_loss(cfg: IdLossConfig, num_classes: int) -> torch.nn.Module:
-    """Weighted CE under ``scheme`` (``reid.losses.WeightedCrossEntropyLoss``) or ProSelfLC.
+    """``loss.id.name`` from ``reid.losses.ID_LOSSES`` (weighted CE under ``scheme``, ProSelfLC, ...).
     Errors name the ``loss.id`` keys."""
-    from reid.losses import build_loss
+    from reid.losses import ID_LOSSES
 
+    builder = ID_LOSSES.get(cfg.name, key="loss.id.name")
     try:
-        if cfg.scheme == "proselflc":
-            return build_loss("proselflc", num_classes=num_classes, normalize=cfg.normalize, **cfg.params)
-        return build_loss("weighted_ce", scheme=cfg.scheme, normalize=cfg.normalize,
-                          label_smoothing=cfg.label_smoothing, **cfg.params)
+        return builder(num_classes=num_classes, scheme=cfg.scheme, normalize=cfg.normalize,
+                       label_smoothing=cfg.label_smoothing, **cfg.params)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"loss.id (scheme={cfg.scheme!r}, params={cfg.params}): {exc}") from exc
+        raise ValueError(f"loss.id (name={cfg.name!r}, scheme={cfg.scheme!r}, params={cfg.params}): {exc}") from exc
 
 
 def build_metric_loss(cfg: MetricLossConfig) -> torch.nn.Module | None:
-    """Ranking loss on embeddings (PML contract ``loss(embeddings, labels)``), or None."""
+    """Ranking loss on embeddings (PML contract ``loss(embeddings, labels)``) from
+    ``reid.losses.METRIC_LOSSES``, or None."""
     if cfg.name == "none" or cfg.weight == 0:
         return None
-    from reid.losses import build_loss
+    from reid.losses import METRIC_LOSSES
 
+    builder = METRIC_LOSSES.get(cfg.name, key="loss.metric.name")
     try:
-        return build_loss(METRIC_LOSSES[cfg.name], **cfg.params)
+        return builder(**cfg.params)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"loss.metric (name={cfg.name!r}, params={cfg.params}): {exc}") from exc
-
-
-# ---------------------------------------------------------------------------------------------
-# optimisation
-# ---------------------------------------------------------------------------------------------
-
-
-def build_optimizer(cfg: OptimConfig, params) -> torch.optim.Optimizer:
-    """Adam / AdamW / SGD. Biases and normalisation parameters get no weight decay (the usual
-    ReID strong-baseline practice: decaying BN scales only fights the normalisation)."""
-    params = [p for p in params if p.requires_grad]
-    decay = [p for p in params if p.ndim > 1]
-    no_decay = [p for p in params if p.ndim <= 1]
-    groups = [
-        {"params": decay, "weight_decay": cfg.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    if cfg.name == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
-    if cfg.name == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
-    return torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas)
-
-
-def lr_factor(progress: float, cfg: SchedConfig, total_epochs: float) -> float:
-    """Multiplier of the peak learning rate at ``progress`` epochs into training.
-
-    * linear warm-up over ``warmup_epochs``: ``f_w = warmup_factor + (1 - warmup_factor) * t / t_w``;
-    * ``step``: ``gamma ** (number of milestones <= t)``;
-    * ``cosine``: ``m + (1 - m) * (1 + cos(pi * (t - t_w) / (E - t_w))) / 2`` with
-      ``m = min_lr_factor`` (cosine annealing without restarts, Loshchilov & Hutter 2017), starting
-      after the warm-up;
-    * ``constant``: 1.
-
-    The factor is the warm-up factor times the decay factor.
-    """
-    warm = 1.0
-    if cfg.warmup_epochs > 0 and progress < cfg.warmup_epochs:
-        warm = cfg.warmup_factor + (1.0 - cfg.warmup_factor) * progress / cfg.warmup_epochs
-    if cfg.name == "step":
-        decay = cfg.gamma ** sum(1 for m in cfg.milestones if progress >= m)
-    elif cfg.name == "cosine":
-        span = max(total_epochs - cfg.warmup_epochs, 1e-12)
-        t = min(max(progress - cfg.warmup_epochs, 0.0) / span, 1.0)
-        decay = cfg.min_lr_factor + (1.0 - cfg.min_lr_factor) * 0.5 * (1.0 + math.cos(math.pi * t))
-    else:
-        decay = 1.0
-    return warm * decay
-
-
-def build_scheduler(
-    cfg: SchedConfig, optimizer: torch.optim.Optimizer, total_epochs: int, iters_per_epoch: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """``LambdaLR`` over :func:`lr_factor`. The trainer calls ``scheduler.step()`` after every
-    optimiser step (``interval: iteration``, progress = step / iters_per_epoch) or once per epoch
-    (``interval: epoch``, progress = whole epochs). Its state dict is plain ints/floats."""
-    per_epoch = cfg.interval == "epoch"
-
-    def factor(count: int) -> float:
-        progress = float(count) if per_epoch else count / max(iters_per_epoch, 1)
-        return lr_factor(progress, cfg, total_epochs)
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,10 +149,10 @@ def import_object(spec: str, key: str = "train.hooks") -> Callable[..., Any]:
 
 
 __all__ = [
-    "METRIC_LOSSES",
     "seed_everything",
     "build_data",
     "build_train_dataset",
+    "build_train_loader",
     "build_test_transform",
     "build_model",
     "build_id_loss",

@@ -1,17 +1,15 @@
-"""Retrieval evaluation: exact mAP / CMC / mINP under the ``official`` (MARS MATLAB) and
-``torchreid`` protocols, FAISS kNN, k-reciprocal re-ranking, ranked-list visualisation.
+"""Retrieval evaluation: exact mAP / CMC / mINP under a named protocol (``reid.protocols``:
+``official`` = MARS MATLAB, ``torchreid``), FAISS kNN, k-reciprocal re-ranking, ranked-list
+visualisation.
 
 ``reid.eval.extract`` (feature extraction from a model) is imported on its own, so that scoring
-pre-computed features never imports the model stack.
+pre-computed features never imports the model stack. The modules and their import order are
+listed in :mod:`reid.eval.metrics`.
 """
 
-from reid.eval.metrics import (
-    METRICS,
-    PROTOCOLS,
-    EvaluationInputError,
-    RetrievalReport,
-    evaluate,
-    format_report,
-)
+from reid.eval.features import METRICS, EvaluationInputError
+from reid.eval.metrics import evaluate
+from reid.eval.report import RetrievalReport, format_report
+from reid.protocols import PROTOCOLS
 
 __all__ = ["evaluate", "format_report", "RetrievalReport", "EvaluationInputError", "PROTOCOLS", "METRICS"]

@@ -15,15 +15,14 @@ from *all* its frames (or ``max_frames`` evenly spaced ones):
 Because the model is in eval mode (BatchNorm uses running statistics), the result does not
 depend on ``chunk`` or on which tracklets are packed together (tested to 1e-5).
 
-:func:`features_from_checkpoint` rebuilds a trained model and its test data from a checkpoint
-written by the engine and returns query/gallery features ready for ``reid.eval.evaluate``.
+Rebuilding a trained model and its test data from a checkpoint is the engine's job (it knows the
+run's config): :func:`reid.engine.evaluation.features_from_checkpoint`.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -154,18 +153,13 @@ def extract_features(
     return out
 
 
-# ---------------------------------------------------------------------------------------------
-# from a checkpoint
-# ---------------------------------------------------------------------------------------------
-
-_STATE_PREFIXES = ("module.", "_orig_mod.")  # DataParallel/DDP and torch.compile wrappers
-
-
 def extract_query_gallery(model: nn.Module, data: VideoReIDData, transform, **kwargs: Any
                           ) -> tuple[np.ndarray, np.ndarray]:
     """Query and gallery features of ``data``; each distinct tracklet is extracted once (under the
     official protocol every query is also a gallery entry). ``kwargs`` go to
-    :func:`extract_features`."""
+    :func:`extract_features`; ``corrupt`` defaults to the policy the data was loaded with
+    (``data.corrupt``), so frames are read as the reader read them."""
+    kwargs.setdefault("corrupt", data.corrupt)
     unique: dict[tuple[str, ...], int] = {}
     tracklets: list[Tracklet] = []
     for t in [*data.query, *data.gallery]:
@@ -176,101 +170,4 @@ def extract_query_gallery(model: nn.Module, data: VideoReIDData, transform, **kw
     return feats[[unique[t.frames] for t in data.query]], feats[[unique[t.frames] for t in data.gallery]]
 
 
-def _require(mapping: Any, key: str, where: str, path: Path) -> Any:
-    if not isinstance(mapping, dict) or key not in mapping:
-        have = sorted(mapping) if isinstance(mapping, dict) else type(mapping).__name__
-        raise KeyError(f"{path}: checkpoint lacks {where}{key!r} (has {have}); was it written by reid's trainer?")
-    return mapping[key]
-
-
-def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    out = {}
-    for key, value in state.items():
-        for prefix in _STATE_PREFIXES:
-            while key.startswith(prefix):
-                key = key[len(prefix):]
-        out[key] = value
-    return out
-
-
-def load_model_from_checkpoint(checkpoint: str | Path) -> tuple[nn.Module, dict]:
-    """``(model in eval mode, checkpoint dict)`` from an engine checkpoint file.
-
-    The backbone's ``pretrained`` setting is ignored (set to None): every weight comes from the
-    checkpoint, so rebuilding never downloads or needs the original ImageNet file."""
-    from reid.models import build_model
-
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise RuntimeError(f"{path}: cannot load checkpoint ({type(err).__name__}: {err})") from err
-    state = _require(ckpt, "model", "", path)
-    config = _require(ckpt, "config", "", path)
-    model_cfg = dict(_require(config, "model", "config.", path))
-    num_classes = int(_require(ckpt, "num_classes", "", path))
-    model_cfg["pretrained"] = None
-    model = build_model(model_cfg, num_classes, strict=False)
-    try:
-        model.load_state_dict(_strip_prefixes(dict(state)), strict=True)
-    except RuntimeError as err:  # torch lists missing/unexpected keys and shape mismatches
-        raise RuntimeError(
-            f"{path}: the saved weights do not match the model built from config.model {model_cfg}: {err}"
-        ) from err
-    return model.eval(), ckpt
-
-
-def features_from_checkpoint(
-    checkpoint: str | Path,
-    data_root: str | Path | None = None,
-    protocol: str = "official",
-    device: str | torch.device | None = None,
-    chunk: int = 32,
-    num_workers: int = 0,
-    progress: bool = True,
-    max_frames: int | None = None,
-) -> dict[str, Any]:
-    """Query and gallery features of a trained model, ready for ``reid.eval.evaluate``.
-
-    The model is rebuilt with ``build_model(ckpt["config"]["model"], ckpt["num_classes"])`` and
-    loaded from ``ckpt["model"]``; the data with ``build_data(data_root or
-    ckpt["config"]["data"]["root"], protocol=protocol)``; frames use the test transform at the
-    checkpoint's ``config.data.height/width``. A tracklet in both query and gallery (the official
-    MARS protocol keeps queries in the gallery) is extracted once.
-
-    Returns a dict with ``query_feats``, ``gallery_feats`` (float32 ``[N, D]``), ``query_pids``,
-    ``query_camids``, ``gallery_pids``, ``gallery_camids`` (int64), ``query_paths``,
-    ``gallery_paths`` (list of list of frame paths) and ``protocol``.
-    """
-    from reid.data.build import build_data
-    from reid.data.transforms import build_clip_transform
-
-    model, ckpt = load_model_from_checkpoint(checkpoint)
-    data_cfg = _require(ckpt["config"], "data", "config.", Path(checkpoint))
-    root = data_root if data_root is not None else data_cfg.get("root")
-    data = build_data(root=None if root is None else str(root), protocol=protocol)
-    transform = build_clip_transform(
-        train=False, height=int(data_cfg.get("height", 256)), width=int(data_cfg.get("width", 128))
-    )
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-
-    query_feats, gallery_feats = extract_query_gallery(
-        model, data, transform, device=device, chunk=chunk, num_workers=num_workers, progress=progress,
-        max_frames=max_frames)
-    return {
-        "query_feats": query_feats,
-        "gallery_feats": gallery_feats,
-        "query_pids": np.array([t.pid for t in data.query], dtype=np.int64),
-        "query_camids": np.array([t.camid for t in data.query], dtype=np.int64),
-        "gallery_pids": np.array([t.pid for t in data.gallery], dtype=np.int64),
-        "gallery_camids": np.array([t.camid for t in data.gallery], dtype=np.int64),
-        "query_paths": [list(t.frames) for t in data.query],
-        "gallery_paths": [list(t.frames) for t in data.gallery],
-        "protocol": data.protocol,
-    }
-
-
-__all__ = ["extract_features", "extract_query_gallery", "features_from_checkpoint", "load_model_from_checkpoint"]
+__all__ = ["extract_features", "extract_query_gallery"]

@@ -4,7 +4,7 @@ Used for ranked lists (visualisation, re-ranking). GPU is used when the installe
 support and sees a GPU (``faiss.get_num_gpus() > 0`` and ``faiss.StandardGpuResources`` exists);
 otherwise the CPU flat index. Both are exact, so results are the same up to float rounding.
 
-Scores are "higher is better", as in :mod:`reid.eval.metrics`: inner product of L2-normalised
+Scores are "higher is better", as in :mod:`reid.eval.features`: inner product of L2-normalised
 features for ``cosine``; minus the squared Euclidean distance for ``euclidean``.
 **Tie-break**: equal scores are ordered by ascending gallery index, also across the k-th
 boundary (the search is widened until the k-th and (k+1)-th scores differ), so the list is the
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reid.eval.metrics import METRICS, EvaluationInputError, l2_normalize
+from reid.eval.features import EvaluationInputError, check_metric, l2_normalize
 
 
 def faiss_uses_gpu() -> bool:
@@ -52,15 +52,14 @@ def knn_search(
     Args:
         query, gallery: ``[Q, D]`` and ``[G, D]`` float features.
         k: list length (clipped to G).
-        metric: ``cosine`` or ``euclidean``.
+        metric: ``cosine`` or ``euclidean`` (``reid.eval.features.METRICS``).
         use_gpu: None = automatic; True/False to force.
         normalize: L2-normalise for ``cosine`` (set False if already normalised).
 
     Returns:
         ``scores [Q, k]`` float32 (higher = better) and ``indices [Q, k]`` int64, best first.
     """
-    if metric not in METRICS:
-        raise EvaluationInputError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+    check_metric(metric)
     query = np.ascontiguousarray(query, dtype=np.float32)
     gallery = np.ascontiguousarray(gallery, dtype=np.float32)
     if query.ndim != 2 or gallery.ndim != 2 or query.shape[1] != gallery.shape[1]:

@@ -29,8 +29,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from reid.eval.features import EvaluationInputError, prepare_features
 from reid.eval.knn import knn_search
-from reid.eval.metrics import EvaluationInputError, prepare_features
 
 MAX_ITEMS = 500_000
 

@@ -1,11 +1,18 @@
 """Ranked-list pictures: a query tracklet's frames, then its top-k gallery tracklets, each framed
-green (correct match), red (wrong identity) or grey (junk under the protocol: not scored)."""
+green (correct match), red (wrong identity) or grey (junk under the protocol: not scored).
+
+Match and junk are the protocol's own rules (``Protocol.positive_mask`` / ``Protocol.junk_mask``),
+so a picture colours exactly what the metrics score."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+
+from reid.eval.features import resolve_protocol
+from reid.eval.knn import knn_search
+from reid.protocols import Protocol
 
 COLORS = {"match": (0, 170, 0), "wrong": (220, 0, 0), "junk": (150, 150, 150), "query": (40, 90, 220)}
 
@@ -72,11 +79,19 @@ def save_ranked_list(
     return out_path
 
 
-def visualize_queries(arrays: dict, query_paths, gallery_paths, out_dir, num_queries: int, protocol: str,
-                      metric: str = "cosine", topk: int = 10, seed: int = 0) -> list[Path]:
-    """Ranked lists (FAISS top-k, ties by gallery index) for ``num_queries`` random queries."""
-    from reid.eval.knn import knn_search
+def ranked_statuses(protocol: str | Protocol, query_pid: int, query_camid: int, gallery_pids: np.ndarray,
+                    gallery_camids: np.ndarray) -> list[str]:
+    """``"match"``, ``"junk"`` or ``"wrong"`` for each listed gallery item of one query."""
+    protocol = resolve_protocol(protocol)
+    junk = protocol.junk_mask(query_pid, query_camid, gallery_pids, gallery_camids)
+    match = protocol.positive_mask(query_pid, query_camid, gallery_pids, gallery_camids)
+    return ["junk" if j else ("match" if m else "wrong") for j, m in zip(junk.tolist(), match.tolist())]
 
+
+def visualize_queries(arrays: dict, query_paths, gallery_paths, out_dir, num_queries: int,
+                      protocol: str | Protocol, metric: str = "cosine", topk: int = 10, seed: int = 0) -> list[Path]:
+    """Ranked lists (FAISS top-k, ties by gallery index) for ``num_queries`` random queries."""
+    protocol = resolve_protocol(protocol)
     qp, qc = arrays["query_pids"], arrays["query_camids"]
     gp, gc = arrays["gallery_pids"], arrays["gallery_camids"]
     rng = np.random.default_rng(seed)
@@ -84,16 +99,13 @@ def visualize_queries(arrays: dict, query_paths, gallery_paths, out_dir, num_que
     _, idx = knn_search(arrays["query_feats"][chosen], arrays["gallery_feats"], topk, metric)
     written = []
     for row, q in enumerate(chosen):
-        statuses = []
-        for j in idx[row]:
-            junk = (gp[j] == qp[q] and gc[j] == qc[q]) or (protocol == "official" and gp[j] == -1)
-            statuses.append("junk" if junk else ("match" if gp[j] == qp[q] else "wrong"))
+        statuses = ranked_statuses(protocol, qp[q], qc[q], gp[idx[row]], gc[idx[row]])
         written.append(save_ranked_list(
             query_paths[q], [gallery_paths[j] for j in idx[row]], statuses,
             Path(out_dir) / f"query_{q:05d}.png",
-            title=f"query {q} (pid {qp[q]}, cam {qc[q]}) -- protocol {protocol}, {metric}",
+            title=f"query {q} (pid {qp[q]}, cam {qc[q]}) -- protocol {protocol.name}, {metric}",
         ))
     return written
 
 
-__all__ = ["save_ranked_list", "visualize_queries"]
+__all__ = ["save_ranked_list", "ranked_statuses", "visualize_queries"]

@@ -7,12 +7,22 @@ Embedding-level, pytorch-metric-learning ``BaseMetricLossFunction`` subclasses:
 :class:`InstanceCrossEntropyLoss`, :class:`BatchHardTripletLoss`; :class:`CrossBatchMemory`
 accepts the ranking ones. Every loss sets ``last_stats`` after each forward.
 
-``build_loss(name, **params)`` builds one by registry name (see :data:`LOSSES`).
+Registries (:class:`reid.registry.Registry`):
+
+* :data:`LOSSES`: every loss class by name; ``build_loss(name, **params)`` builds one.
+* :data:`ID_LOSSES` (the config's ``loss.id.name``): builders with one signature,
+  ``builder(num_classes, scheme, normalize, label_smoothing, **params) -> nn.Module``; every loss
+  they build has ``weight_scheme``, the :class:`reid.weighting.WeightScheme` whose ``w(p)`` is its
+  example weighting (so callers never special-case a loss by name).
+* :data:`METRIC_LOSSES` (the config's ``loss.metric.name``): ranking losses on embeddings,
+  ``METRIC_LOSSES[name](**params)``.
 """
 
 from __future__ import annotations
 
 import inspect
+
+from torch import nn
 
 from reid.losses.classifier_heads import CosineClassifierLoss, LinearClassifierLoss
 from reid.losses.instance_ce import InstanceCrossEntropyLoss
@@ -21,19 +31,23 @@ from reid.losses.proselflc import ConfidencePenaltyLoss, LabelSmoothingLoss, Pro
 from reid.losses.ranked_list import RankedListLoss
 from reid.losses.triplet import BatchHardTripletLoss
 from reid.losses.weighted_ce import WeightedCrossEntropyLoss
+from reid.registry import Registry
 
-LOSSES = {
-    "weighted_ce": WeightedCrossEntropyLoss,
-    "proselflc": ProSelfLCLoss,
-    "label_smoothing": LabelSmoothingLoss,
-    "confidence_penalty": ConfidencePenaltyLoss,
-    "soft_bootstrapping": SoftBootstrappingLoss,
-    "linear_classifier": LinearClassifierLoss,
-    "cosine_classifier": CosineClassifierLoss,
-    "ranked_list": RankedListLoss,
-    "instance_ce": InstanceCrossEntropyLoss,
-    "batch_hard_triplet": BatchHardTripletLoss,
-}
+LOSSES: Registry[type[nn.Module]] = Registry("loss")
+for _name, _cls in (
+    ("weighted_ce", WeightedCrossEntropyLoss),
+    ("proselflc", ProSelfLCLoss),
+    ("label_smoothing", LabelSmoothingLoss),
+    ("confidence_penalty", ConfidencePenaltyLoss),
+    ("soft_bootstrapping", SoftBootstrappingLoss),
+    ("linear_classifier", LinearClassifierLoss),
+    ("cosine_classifier", CosineClassifierLoss),
+    ("ranked_list", RankedListLoss),
+    ("instance_ce", InstanceCrossEntropyLoss),
+    ("batch_hard_triplet", BatchHardTripletLoss),
+):
+    LOSSES.register(_name, _cls)
+del _name, _cls
 
 
 def build_loss(name: str, **params):
@@ -51,6 +65,42 @@ def build_loss(name: str, **params):
         raise ValueError(f"loss {name!r} ({cls.__name__}{inspect.signature(cls.__init__)}): {exc}") from exc
 
 
-__all__ = ["LOSSES", "build_loss", "WeightedCrossEntropyLoss", "ProSelfLCLoss", "LabelSmoothingLoss",
-           "ConfidencePenaltyLoss", "SoftBootstrappingLoss", "LinearClassifierLoss", "CosineClassifierLoss",
-           "RankedListLoss", "InstanceCrossEntropyLoss", "BatchHardTripletLoss", "CrossBatchMemory"]
+# --------------------------------------------------------------------------- identity losses
+ID_LOSSES: Registry = Registry("identity loss")
+
+
+@ID_LOSSES.register("weighted_ce")
+def _weighted_ce(num_classes: int, scheme: str, normalize: str, label_smoothing: float, **params) -> nn.Module:
+    """:class:`WeightedCrossEntropyLoss` under ``scheme`` (``params``: the scheme's parameters);
+    ``num_classes`` is not needed."""
+    return WeightedCrossEntropyLoss(scheme=scheme, normalize=normalize, label_smoothing=label_smoothing, **params)
+
+
+@ID_LOSSES.register("proselflc")
+def _proselflc(num_classes: int, scheme: str, normalize: str, label_smoothing: float, **params) -> nn.Module:
+    """:class:`ProSelfLCLoss` (``params``: ``B``, ``transit``, ``detach_target`` and the scheme's
+    parameters).
+
+    ``scheme="cce"`` (the default) is ProSelfLC itself: ``H(q~, p)`` averaged over the batch, whose
+    gradient is CCE's scaled by ``1 - eps_i``; ``normalize`` is not used. Any other scheme composes
+    with the weighting core: gradient ``(1 - eps_i) w(p_i) / (2 (1 - p_i)) (p_i - q_i) / Z`` with
+    ``Z`` from ``normalize``. ``label_smoothing`` must be 0: ProSelfLC corrects the target itself.
+    """
+    if label_smoothing:
+        raise ValueError(f"proselflc: label_smoothing={label_smoothing} must be 0 (ProSelfLC corrects the "
+                         "target itself; label smoothing applies to weighted_ce)")
+    composed = None if isinstance(scheme, str) and scheme == "cce" else scheme
+    return ProSelfLCLoss(num_classes=num_classes, scheme=composed, normalize=normalize, **params)
+
+
+# --------------------------------------------------------------------------- ranking losses
+METRIC_LOSSES: Registry[type[nn.Module]] = Registry("ranking loss")
+METRIC_LOSSES.register("triplet", BatchHardTripletLoss)
+METRIC_LOSSES.register("rll", RankedListLoss)
+METRIC_LOSSES.register("ice", InstanceCrossEntropyLoss)
+
+
+__all__ = ["LOSSES", "ID_LOSSES", "METRIC_LOSSES", "build_loss", "WeightedCrossEntropyLoss", "ProSelfLCLoss",
+           "LabelSmoothingLoss", "ConfidencePenaltyLoss", "SoftBootstrappingLoss", "LinearClassifierLoss",
+           "CosineClassifierLoss", "RankedListLoss", "InstanceCrossEntropyLoss", "BatchHardTripletLoss",
+           "CrossBatchMemory"]

@@ -1,10 +1,19 @@
-"""Helpers shared by the losses: the ``last_stats`` logging contract and pair masks from PML
-``indices_tuple``s."""
+"""Helpers shared by the losses: the ``last_stats`` logging contract, pair masks from PML
+``indices_tuple``s and the split of ``**params`` between PML and the weighting scheme."""
 
 from __future__ import annotations
 
 import torch
 
+#: keyword arguments that go to PML's BaseMetricLossFunction rather than to the scheme
+PML_KWARGS = ("reducer", "distance", "embedding_regularizer", "embedding_reg_weight", "collect_stats")
+
+
+def split_pml_kwargs(params: dict) -> tuple[dict, dict]:
+    """Split ``**params`` into (PML base-class kwargs, weighting-scheme parameters)."""
+    pml = {k: params[k] for k in PML_KWARGS if k in params}
+    scheme = {k: v for k, v in params.items() if k not in PML_KWARGS}
+    return pml, scheme
 
 
 class LossStats(dict):

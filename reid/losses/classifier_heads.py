@@ -1,7 +1,9 @@
 """Embedding-level classification heads as pytorch-metric-learning losses, weighted by the core.
 
-Both own their class-weight matrix (``loss.W``, shape ``[num_classes, embedding_size]``; give
-the loss's parameters to the optimizer). They are PML ``BaseMetricLossFunction``s so they run
+Both own their classifier, a :mod:`reid.models.heads` module (``loss.classifier``; its weight
+matrix is ``loss.W``, shape ``[num_classes, embedding_size]``, initialised ``N(0, 1 / embedding_size)``;
+give the loss's parameters to the optimizer), so the model and the loss compute logits with one
+implementation. They are PML ``BaseMetricLossFunction``s so they run
 wherever a PML loss runs, with these semantics:
 
 * ``indices_tuple`` (miner output) is ignored: a classification loss uses every example's label,
@@ -22,18 +24,9 @@ import torch.nn.functional as F
 from pytorch_metric_learning.losses import BaseMetricLossFunction
 from pytorch_metric_learning.utils import common_functions as c_f
 
-from reid.losses._common import make_stats
-from reid.weighting import get_scheme, weighted_cross_entropy
-
-#: keyword arguments that go to PML's BaseMetricLossFunction rather than to the scheme
-PML_KWARGS = ("reducer", "distance", "embedding_regularizer", "embedding_reg_weight", "collect_stats")
-
-
-def split_pml_kwargs(params: dict) -> tuple[dict, dict]:
-    """Split ``**params`` into (PML base-class kwargs, weighting-scheme parameters)."""
-    pml = {k: params[k] for k in PML_KWARGS if k in params}
-    scheme = {k: v for k, v in params.items() if k not in PML_KWARGS}
-    return pml, scheme
+from reid.losses._common import make_stats, split_pml_kwargs
+from reid.models.heads import CosineClassifier, LinearClassifier
+from reid.weighting import NORMALIZATIONS, get_scheme, weighted_cross_entropy
 
 
 class _WeightedHead(BaseMetricLossFunction):
@@ -45,15 +38,28 @@ class _WeightedHead(BaseMetricLossFunction):
             raise ValueError(f"{type(self).__name__}: need embedding_size >= 1 and num_classes >= 2; "
                              f"got {embedding_size}, {num_classes}")
         self.scheme = get_scheme(scheme, **scheme_params)
-        if normalize not in ("sum", "n"):
+        if normalize not in NORMALIZATIONS:
             raise ValueError(f"{type(self).__name__}: normalize={normalize!r}; valid: 'sum', 'n'")
         self.normalize = normalize
         self.label_smoothing = float(label_smoothing)
         self.embedding_size = int(embedding_size)
         self.num_classes = int(num_classes)
-        self.W = torch.nn.Parameter(torch.empty(num_classes, embedding_size))
-        torch.nn.init.normal_(self.W, std=1.0 / math.sqrt(embedding_size))
         self.last_stats: dict = {}
+
+    @property
+    def init_std(self) -> float:
+        """Std of the initial class weights, ``1 / sqrt(embedding_size)`` (unit-norm rows on average)."""
+        return 1.0 / math.sqrt(self.embedding_size)
+
+    @property
+    def W(self) -> torch.nn.Parameter:
+        """The class-weight matrix ``[num_classes, embedding_size]`` (``classifier.weight``)."""
+        return self.classifier.weight
+
+    @property
+    def weight_scheme(self):
+        """The :class:`reid.weighting.WeightScheme` whose ``w(p)`` weights the examples."""
+        return self.scheme
 
     def get_logits(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -75,10 +81,10 @@ class _WeightedHead(BaseMetricLossFunction):
 
 
 class LinearClassifierLoss(_WeightedHead):
-    """Linear identity classifier ``z = e W^T (+ b)`` with weighted cross entropy
-    (``scheme``, ``normalize``, ``label_smoothing`` as in
+    """Linear identity classifier ``z = e W^T (+ b)`` (:class:`reid.models.heads.LinearClassifier`)
+    with weighted cross entropy (``scheme``, ``normalize``, ``label_smoothing`` as in
     :class:`reid.losses.WeightedCrossEntropyLoss`; remaining ``**params`` are scheme parameters or
-    PML kwargs such as ``reducer``).
+    PML kwargs such as ``reducer``). ``bias=True`` adds ``b`` (``loss.b``, initialised to 0).
 
     Caution (docs/methods.md §1): with IMAE/DM the derivative magnitude does not vanish for fitted
     examples (``w(1) = 1``) and batch-sum normalisation keeps the total push at one unit, so an
@@ -90,16 +96,20 @@ class LinearClassifierLoss(_WeightedHead):
     def __init__(self, embedding_size: int, num_classes: int, scheme="cce", normalize: str = "sum",
                  label_smoothing: float = 0.0, bias: bool = False, **params) -> None:
         super().__init__(embedding_size, num_classes, scheme, normalize, label_smoothing, params)
-        self.b = torch.nn.Parameter(torch.zeros(num_classes)) if bias else None
+        self.classifier = LinearClassifier(embedding_size, num_classes, init_std=self.init_std, bias=bias)
+
+    @property
+    def b(self) -> torch.nn.Parameter | None:
+        return self.classifier.bias
 
     def get_logits(self, embeddings, labels):
-        return F.linear(embeddings, self.W.to(embeddings.dtype),
-                        None if self.b is None else self.b.to(embeddings.dtype))
+        return self.classifier(embeddings)
 
 
 class CosineClassifierLoss(_WeightedHead):
     """Cosine classifier ``z_ij = scale * (cos(e_i, W_j) - margin * [j = y_i])`` (NormFace /
-    CosFace's additive cosine margin) with weighted cross entropy.
+    CosFace's additive cosine margin; the cosines come from
+    :class:`reid.models.heads.CosineClassifier`) with weighted cross entropy.
 
     Why this is the stable head for DM/IMAE (docs/methods.md §1): the logits are bounded by
     ``+-scale``, so ``p_i`` cannot reach 1 and the weights' non-vanishing push on fitted examples
@@ -116,11 +126,15 @@ class CosineClassifierLoss(_WeightedHead):
             raise ValueError(f"CosineClassifierLoss: scale={scale} must be > 0")
         if not 0.0 <= margin < 1.0:
             raise ValueError(f"CosineClassifierLoss: margin={margin} must be in [0, 1)")
-        self.scale = float(scale)
+        self.classifier = CosineClassifier(embedding_size, num_classes, scale, init_std=self.init_std)
         self.margin = float(margin)
 
+    @property
+    def scale(self) -> float:
+        return self.classifier.scale
+
     def get_logits(self, embeddings, labels):
-        cos = F.linear(F.normalize(embeddings, dim=1), F.normalize(self.W.to(embeddings.dtype), dim=1))
+        cos = self.classifier.cosine(embeddings)
         if self.margin > 0:
             cos = cos - self.margin * F.one_hot(labels, self.num_classes).to(cos.dtype)
         return self.scale * cos

@@ -10,9 +10,8 @@ from pytorch_metric_learning.distances import CosineSimilarity
 from pytorch_metric_learning.losses import BaseMetricLossFunction
 from pytorch_metric_learning.utils import common_functions as c_f
 
-from reid.losses._common import make_stats, pair_masks
-from reid.losses.classifier_heads import split_pml_kwargs
-from reid.weighting import get_scheme, weighted_cross_entropy
+from reid.losses._common import make_stats, pair_masks, split_pml_kwargs
+from reid.weighting import NORMALIZATIONS, get_scheme, weighted_cross_entropy
 
 
 class InstanceCrossEntropyLoss(BaseMetricLossFunction):
@@ -41,7 +40,7 @@ class InstanceCrossEntropyLoss(BaseMetricLossFunction):
         super().__init__(**pml_kwargs)
         if temperature <= 0:
             raise ValueError(f"InstanceCrossEntropyLoss: temperature={temperature} must be > 0")
-        if normalize not in ("sum", "n"):
+        if normalize not in NORMALIZATIONS:
             raise ValueError(f"InstanceCrossEntropyLoss: normalize={normalize!r}; valid: 'sum', 'n'")
         self.temperature = float(temperature)
         self.scheme = get_scheme(scheme, **scheme_params)

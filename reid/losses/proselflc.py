@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reid.losses._common import make_stats
-from reid.weighting import get_scheme, weighted_cross_entropy
+from reid.weighting import WeightScheme, get_scheme, weighted_cross_entropy
 
 
 def _compute(logits: torch.Tensor) -> torch.Tensor:
@@ -74,6 +74,12 @@ class ProSelfLCLoss(nn.Module):
         self.normalize = normalize
         self.progress = 0.0
         self.last_stats: dict = {}
+
+    @property
+    def weight_scheme(self) -> WeightScheme:
+        """The scheme whose ``w(p)`` describes the example weighting: ``scheme`` when given, else
+        ``cce`` (the gradient is CCE's, scaled by ``1 - eps_i``: ``w_i = (1 - eps_i) 2 (1 - p_i)``)."""
+        return self.scheme if self.scheme is not None else get_scheme("cce")
 
     def set_progress(self, iteration: int, total_iterations: int) -> None:
         """Tell the loss where training is: ``t / Gamma = iteration / total_iterations``."""

@@ -11,8 +11,7 @@ from pytorch_metric_learning.distances import LpDistance
 from pytorch_metric_learning.losses import BaseMetricLossFunction
 from pytorch_metric_learning.utils import common_functions as c_f
 
-from reid.losses._common import make_stats, pair_masks
-from reid.losses.classifier_heads import split_pml_kwargs
+from reid.losses._common import make_stats, pair_masks, split_pml_kwargs
 from reid.weighting import example_weights, get_scheme, weighted_cross_entropy
 
 

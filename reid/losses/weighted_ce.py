@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from reid.losses._common import make_stats
-from reid.weighting import get_scheme, weighted_cross_entropy
+from reid.weighting import NORMALIZATIONS, WeightScheme, get_scheme, weighted_cross_entropy
 
 
 class WeightedCrossEntropyLoss(nn.Module):
@@ -46,7 +46,7 @@ class WeightedCrossEntropyLoss(nn.Module):
                  reduction: str = "sum", **scheme_params: float) -> None:
         super().__init__()
         self.scheme = get_scheme(scheme, **scheme_params)
-        if normalize not in ("sum", "n"):
+        if normalize not in NORMALIZATIONS:
             raise ValueError(f"WeightedCrossEntropyLoss: normalize={normalize!r}; valid: 'sum', 'n'")
         if reduction not in ("sum", "none"):
             raise ValueError(f"WeightedCrossEntropyLoss: reduction={reduction!r}; valid: 'sum', 'none'")
@@ -56,6 +56,11 @@ class WeightedCrossEntropyLoss(nn.Module):
         self.label_smoothing = float(label_smoothing)
         self.reduction = reduction
         self.last_stats: dict = {}
+
+    @property
+    def weight_scheme(self) -> WeightScheme:
+        """The scheme whose ``w(p)`` is each example's weight (every identity loss has one)."""
+        return self.scheme
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor, example_factor: torch.Tensor | None = None):
         out = weighted_cross_entropy(logits, labels, self.scheme, self.normalize, self.label_smoothing,

@@ -39,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reid.registry import Registry
+
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Softmax over the last dim restricted to ``mask`` (padded positions get exactly 0)."""
@@ -153,22 +155,37 @@ class TemporalAttentionAggregator(Aggregator):
         return weighted_sum(refined, weights), weights
 
 
-# name -> builder(dim) -> Aggregator
-AGGREGATORS = {
-    "mean": lambda dim: MeanAggregator(),
-    "max": lambda dim: MaxAggregator(),
-    "quality": QualityAggregator,
-    "id_quality": lambda dim: IDQualityAggregator(),
-    "attention": TemporalAttentionAggregator,
-}
+#: name -> builder(dim) -> Aggregator (``model.aggregation``)
+AGGREGATORS: Registry = Registry("aggregation")
+
+
+@AGGREGATORS.register("mean")
+def _mean(dim: int) -> Aggregator:
+    return MeanAggregator()
+
+
+@AGGREGATORS.register("max")
+def _max(dim: int) -> Aggregator:
+    return MaxAggregator()
+
+
+@AGGREGATORS.register("quality")
+def _quality(dim: int) -> Aggregator:
+    return QualityAggregator(dim)
+
+
+@AGGREGATORS.register("id_quality")
+def _id_quality(dim: int) -> Aggregator:
+    return IDQualityAggregator()
+
+
+@AGGREGATORS.register("attention")
+def _attention(dim: int) -> Aggregator:
+    return TemporalAttentionAggregator(dim)
 
 
 def build_aggregator(name: str, dim: int) -> Aggregator:
-    try:
-        builder = AGGREGATORS[name]
-    except KeyError:
-        raise ValueError(f"model.aggregation: unknown aggregation {name!r}; choose one of {sorted(AGGREGATORS)}") from None
-    return builder(dim)
+    return AGGREGATORS.get(name, key="model.aggregation")(dim)
 
 
 __all__ = [

@@ -21,6 +21,8 @@ import torch
 import torchvision
 from torch import nn
 
+from reid.registry import Registry
+
 # Names of the ResNet stages kept from torchvision, in forward order. Keeping torchvision's own
 # attribute names means a torchvision state dict loads into the trunk key-for-key (minus ``fc``).
 _RESNET_STAGES = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
@@ -78,21 +80,16 @@ class BackboneEntry:
 
 # name -> entry. IMAGENET1K_V1 everywhere: the weights the ReID literature (Bag of Tricks,
 # torchreid, fast-reid) starts from, so results stay comparable with published baselines.
-BACKBONES: dict[str, BackboneEntry] = {
-    "resnet18": BackboneEntry(torchvision.models.resnet18, 512, "ResNet18_Weights.IMAGENET1K_V1"),
-    "resnet34": BackboneEntry(torchvision.models.resnet34, 512, "ResNet34_Weights.IMAGENET1K_V1"),
-    "resnet50": BackboneEntry(torchvision.models.resnet50, 2048, "ResNet50_Weights.IMAGENET1K_V1"),
-    "resnet101": BackboneEntry(torchvision.models.resnet101, 2048, "ResNet101_Weights.IMAGENET1K_V1"),
-}
+BACKBONES: Registry[BackboneEntry] = Registry("backbone")
+BACKBONES.register("resnet18", BackboneEntry(torchvision.models.resnet18, 512, "ResNet18_Weights.IMAGENET1K_V1"))
+BACKBONES.register("resnet34", BackboneEntry(torchvision.models.resnet34, 512, "ResNet34_Weights.IMAGENET1K_V1"))
+BACKBONES.register("resnet50", BackboneEntry(torchvision.models.resnet50, 2048, "ResNet50_Weights.IMAGENET1K_V1"))
+BACKBONES.register("resnet101", BackboneEntry(torchvision.models.resnet101, 2048, "ResNet101_Weights.IMAGENET1K_V1"))
 
 
 def build_backbone(name: str, last_stride: int = 1) -> ResNetTrunk:
     """Build the named backbone with random initialisation (torchvision's default init)."""
-    try:
-        entry = BACKBONES[name]
-    except KeyError:
-        raise ValueError(f"model.backbone: unknown backbone {name!r}; choose one of {sorted(BACKBONES)}") from None
-    return entry.build(last_stride)
+    return BACKBONES.get(name, key="model.backbone").build(last_stride)
 
 
 __all__ = ["BACKBONES", "BackboneEntry", "ResNetTrunk", "build_backbone"]

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reid.registry import Registry
+
 
 class BNNeck(nn.Module):
     """BatchNorm1d with a frozen zero bias (Bag of Tricks).
@@ -55,53 +57,68 @@ class BNNeck(nn.Module):
 
 
 class LinearClassifier(nn.Module):
-    """``z = W x``, no bias (Bag of Tricks: the bias-free classifier after BNNeck)."""
+    """``z = W x (+ b)``; by default no bias and ``W ~ N(0, 0.001^2)`` (Bag of Tricks: the bias-free
+    classifier after BNNeck). ``init_std`` and ``bias`` (zeros) serve other callers, e.g.
+    :class:`reid.losses.LinearClassifierLoss` (``init_std = 1 / sqrt(dim)``)."""
 
-    def __init__(self, dim: int, num_classes: int) -> None:
+    def __init__(self, dim: int, num_classes: int, init_std: float = 0.001, bias: bool = False) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.empty(num_classes, dim))
-        nn.init.normal_(self.weight, std=0.001)
+        nn.init.normal_(self.weight, std=init_std)
+        self.bias = nn.Parameter(torch.zeros(num_classes)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight)
+        # .to(x.dtype) is a no-op for matching dtypes and the cast autocast would make anyway;
+        # it lets float64 / bfloat16 inputs meet float32 parameters outside autocast.
+        bias = None if self.bias is None else self.bias.to(x.dtype)
+        return F.linear(x, self.weight.to(x.dtype), bias)
 
 
 class CosineClassifier(nn.Module):
-    """``z_c = s * <x/||x||, w_c/||w_c||>``: logits bounded by the fixed scale ``s``."""
+    """``z_c = s * <x/||x||, w_c/||w_c||>``: logits bounded by the fixed scale ``s``.
 
-    def __init__(self, dim: int, num_classes: int, scale: float = 16.0) -> None:
+    ``W ~ N(0, init_std^2)``; the default (1, rows of norm ~sqrt(dim)) is the same draw as
+    ``torch.randn(num_classes, dim)``: a tiny initial norm would make the first steps erratic,
+    since the gradient through ``W / ||W||`` scales as ``1 / ||W||``.
+    """
+
+    def __init__(self, dim: int, num_classes: int, scale: float = 16.0, init_std: float = 1.0) -> None:
         super().__init__()
         if not scale > 0:
             raise ValueError(f"model.cosine_scale must be > 0, got {scale!r}")
         self.scale = float(scale)
         self.weight = nn.Parameter(torch.empty(num_classes, dim))
-        # the scale of the init is irrelevant after normalisation; unit-variance rows.
-        nn.init.normal_(self.weight, std=1.0)
+        nn.init.normal_(self.weight, std=init_std)
+
+    def cosine(self, x: torch.Tensor) -> torch.Tensor:
+        """``cos(x, w_c)`` for every class, ``[..., D] -> [..., C]`` (before the scale)."""
+        # normalise W in its own dtype, then cast: the cast autocast would make anyway (a no-op
+        # for matching dtypes), and float64 / bfloat16 inputs work outside autocast.
+        return F.linear(F.normalize(x, dim=-1), F.normalize(self.weight, dim=-1).to(x.dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.scale * F.linear(F.normalize(x, dim=-1), F.normalize(self.weight, dim=-1))
+        return self.scale * self.cosine(x)
 
     def extra_repr(self) -> str:
         return f"in={self.weight.shape[1]}, classes={self.weight.shape[0]}, scale={self.scale}"
 
 
+#: name -> builder(dim, num_classes, cosine_scale) (``model.classifier``)
+CLASSIFIERS: Registry = Registry("classifier")
+
+
+@CLASSIFIERS.register("linear")
 def _linear(dim: int, num_classes: int, cosine_scale: float) -> nn.Module:
     return LinearClassifier(dim, num_classes)
 
 
+@CLASSIFIERS.register("cosine")
 def _cosine(dim: int, num_classes: int, cosine_scale: float) -> nn.Module:
     return CosineClassifier(dim, num_classes, cosine_scale)
 
 
-# name -> builder(dim, num_classes, cosine_scale)
-CLASSIFIERS = {"linear": _linear, "cosine": _cosine}
-
-
 def build_classifier(name: str, dim: int, num_classes: int, cosine_scale: float = 16.0) -> nn.Module:
-    try:
-        builder = CLASSIFIERS[name]
-    except KeyError:
-        raise ValueError(f"model.classifier: unknown classifier {name!r}; choose one of {sorted(CLASSIFIERS)}") from None
+    builder = CLASSIFIERS.get(name, key="model.classifier")
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1 (training identities), got {num_classes}")
     return builder(dim, num_classes, cosine_scale)

@@ -57,10 +57,6 @@ class VideoReIDModel(nn.Module):
         self.classifier = classifier
 
     # -- frames -------------------------------------------------------------------------------
-    def feature_map(self, frames: torch.Tensor) -> torch.Tensor:
-        """Backbone output ``[N, C, h, w]`` for frames ``[N, 3, H, W]``."""
-        return self.backbone(frames)
-
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """Frame features ``[N, D]`` for frames ``[N, 3, H, W]`` (global average pooling, then the
         optional projection). If the model was converted with ``.to(memory_format=torch.channels_last)``
@@ -143,27 +139,6 @@ class VideoReIDModel(nn.Module):
         return conv_weight is not None and not conv_weight.is_contiguous() and conv_weight.is_contiguous(
             memory_format=torch.channels_last
         )
-
-    @torch.no_grad()
-    def extract(self, frames_all: torch.Tensor, chunk: int = 32, bn: bool = True) -> torch.Tensor:
-        """Retrieval feature ``[D]`` of one whole tracklet ``frames_all [T, 3, H, W]``.
-
-        Frames go through the backbone ``chunk`` at a time (bounded memory for tracklets of
-        hundreds of frames); the aggregator then sees all T frame features at once, so the result
-        equals a one-shot forward of the whole tracklet. Runs in eval mode (restoring the previous
-        mode). ``bn=True`` returns ``bn_feat`` (retrieval), ``bn=False`` the pre-BN ``feat``."""
-        if frames_all.dim() != 4:
-            raise ValueError(f"extract expects one tracklet's frames [T, 3, H, W], got {tuple(frames_all.shape)}")
-        if chunk < 1:
-            raise ValueError(f"chunk must be >= 1, got {chunk}")
-        was_training = self.training
-        self.eval()
-        try:
-            feats = torch.cat([self.encode_frames(part) for part in frames_all.split(chunk)])
-            out = self.aggregate(feats[None])
-        finally:
-            self.train(was_training)
-        return (out["bn_feat"] if bn else out["feat"])[0]
 
 
 __all__ = ["VideoReIDModel"]

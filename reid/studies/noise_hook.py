@@ -1,4 +1,4 @@
-"""Trainer hook of the noisy-identity study (added by the trainer whenever ``cfg.noise`` is set).
+"""Trainer hook of the noisy-identity study (added by the front door, :func:`reid.studies.hooks.study_hooks`, whenever ``cfg.noise`` is set).
 
 * ``on_fit_start``: applies the noise (or re-applies ``cfg.noise.manifest``) to
   ``trainer.data.train`` before the loaders exist, writes ``noise_manifest.json`` in the run's
@@ -7,10 +7,10 @@
   ``w_i`` (the scheme's weight) from ``losses["id_loss"].last_stats``, keyed by
   ``batch["index"]`` so they can be split into clean and noisy tracklets. If the loss does not
   publish per-example tensors, ``p_i`` comes from ``outputs["logits"]`` and ``w_i = w(p_i)`` from
-  ``reid.weighting`` with the configured scheme.
+  the id loss's own ``weight_scheme``.
 * ``on_epoch_end``: stores that epoch's clean/noisy histograms (``pw_histograms.json``).
 * ``on_evaluate``: the three-number report's training part (:func:`reid.studies.fit.fit_report`)
-  from ``trainer.predict_train_split()`` (eval mode, no augmentation): ``noisy_fit``,
+  from :func:`reid.studies.predict.predict_train_split` (eval mode, no augmentation): ``noisy_fit``,
   ``clean_fit``, ``correction_rate``, ``train_acc``; merged into the logged metrics, so
   ``final.json``'s ``best`` and ``final`` entries carry them.
 * ``on_fit_end``: writes ``pw_distributions.png`` and adds a ``noise`` section to ``final.json``
@@ -31,6 +31,7 @@ import torch
 from reid.atomic import atomic_write_json
 from reid.data.noise import NoiseConfig, NoiseManifest, apply_noise
 from reid.studies.fit import fit_report
+from reid.studies.predict import predict_train_split
 
 P_EDGES = np.linspace(0.0, 1.0, 21)
 FIT_KEYS = ("noisy_fit", "clean_fit", "correction_rate", "train_acc")
@@ -55,13 +56,9 @@ class NoiseHook:
         return True if dist is None else bool(getattr(dist, "is_main", True))
 
     def _weight_scheme(self, trainer):
+        """The id loss's own weighting scheme (``w(p)`` of its emphasis density)."""
         if self._scheme is None:
-            from reid.weighting import get_scheme
-
-            id_cfg = trainer.cfg.loss.id
-            name = "cce" if id_cfg.scheme == "proselflc" else id_cfg.scheme
-            params = {} if id_cfg.scheme == "proselflc" else dict(id_cfg.params)
-            self._scheme = get_scheme(name, **params)
+            self._scheme = trainer.id_loss.weight_scheme
         return self._scheme
 
     # ------------------------------------------------------------------ hooks
@@ -87,7 +84,7 @@ class NoiseHook:
     def on_batch_end(self, trainer, batch, outputs, losses) -> None:
         index = batch["index"]
         index = index.detach().cpu().numpy() if torch.is_tensor(index) else np.asarray(index)
-        labels = batch.get("label", batch.get("labels"))
+        labels = batch["label"]
         loss_obj = losses.get("id_loss") if isinstance(losses, dict) else None
         stats = getattr(loss_obj, "last_stats", None) or {}
         p, w = stats.get("p"), stats.get("w")
@@ -112,7 +109,7 @@ class NoiseHook:
             atomic_write_json(Path(trainer.output_dir) / "pw_histograms.json", self.records, indent=None)
 
     def on_evaluate(self, trainer, epoch: int, metrics: dict) -> dict:
-        logits = trainer.predict_train_split()
+        logits = predict_train_split(trainer)
         pred = np.asarray(logits).argmax(axis=1)
         rep = fit_report(pred, self.noisy_labels, self.true_labels, self.noisy_mask)
         out = {k: rep[k] for k in FIT_KEYS}
@@ -124,7 +121,7 @@ class NoiseHook:
         if self.records:
             from reid.studies.plots import plot_pw_distributions
 
-            plot_pw_distributions(self.records, out_dir / "pw_distributions.png", title=f"{trainer.cfg.loss.id.scheme}: clean vs noisy tracklets")
+            plot_pw_distributions(self.records, out_dir / "pw_distributions.png", title=f"{_loss_name(trainer.cfg.loss.id)}: clean vs noisy tracklets")
         section = {
             "config": self.cfg.model_dump(mode="json"),
             "manifest": str(out_dir / "noise_manifest.json"),
@@ -139,6 +136,10 @@ class NoiseHook:
             m = final.get(which) or {}
             section[which] = {k: m.get(k) for k in ("mAP", "rank1", *FIT_KEYS)}
         final["noise"] = section
+
+
+def _loss_name(id_cfg) -> str:
+    return id_cfg.scheme if id_cfg.name == "weighted_ce" else id_cfg.name
 
 
 def pw_histogram_record(epoch: int, p: np.ndarray, w: np.ndarray, noisy: np.ndarray) -> dict:

@@ -23,8 +23,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-CLEAN_COLOR, NOISY_COLOR = "tab:blue", "tab:red"
+from reid.studies.schemes import weight_scheme_of  # noqa: E402
 
+CLEAN_COLOR, NOISY_COLOR = "tab:blue", "tab:red"
 
 
 def _save(fig, path: str | Path, title: str | None = None) -> Path:
@@ -37,6 +38,7 @@ def _save(fig, path: str | Path, title: str | None = None) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
 
 def _density(counts) -> np.ndarray:
     c = np.asarray(counts, dtype=float)
@@ -89,16 +91,14 @@ def plot_metric_vs_rate(rows: list[dict], metric: str, path: str | Path, ylabel:
 
 def plot_weight_curves(schemes: list[tuple[str, str, dict]], path: str | Path) -> Path:
     """``schemes``: ``(display, scheme_name, params)``; left raw ``w(p)``, right ``w(p) / max w``
-    (the emphasis shape, what batch-sum normalisation leaves). ProSelfLC is drawn with CCE's curve
-    (its weight is CCE's; it changes the target, not the weight)."""
-    from reid.weighting import get_scheme
+    (the emphasis shape, what batch-sum normalisation leaves). Each curve is the ``w(p)`` of the
+    loss's own ``weight_scheme`` (:func:`reid.studies.schemes.weight_scheme_of`)."""
+    import torch
 
     p = np.linspace(0.0, 1.0, 401)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    import torch
-
     for display, name, params in schemes:
-        scheme = get_scheme("cce" if name == "proselflc" else name, **({} if name == "proselflc" else params))
+        scheme = weight_scheme_of(name, params)
         w = scheme.w(torch.as_tensor(p, dtype=torch.float64)).numpy()
         label = f"{display} (mode {scheme.mode():.2f})"
         axes[0].plot(p, w, label=label)

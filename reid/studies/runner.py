@@ -36,21 +36,23 @@ import re
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reid.atomic import atomic_write_json
-from reid.studies.classification import ClassificationConfig, SchemeSpec
+from reid.engine.config import registered
+from reid.engine.config_files import ConfigError, deep_merge, read_config_tree, validate_config
+from reid.studies.classification_config import ClassificationConfig
+from reid.studies.schemes import SchemeSpec, build_study_loss, id_loss_of
 
 SYNTHETIC = "synthetic"
 
 
 class NoiseAxis(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["symmetric", "pairflip", "tracklet_swap", "outlier_frames"]
+    kind: Annotated[str, registered("reid.data.noise", "NOISE_KINDS")]
     rates: list[float]
     source: Literal["other_identity", "background"] | None = None
 
@@ -79,35 +81,23 @@ class StudyError(ValueError):
     """A study config or a cell is invalid; the message names the file / cell."""
 
 
-def _deep_merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for k, v in extra.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
 def load_study(path: str | os.PathLike, smoke: bool = False) -> StudyConfig:
+    """Read a study file (with ``base:`` inheritance, like training configs) and, with ``smoke``,
+    merge its ``smoke:`` section over the rest. Errors name the file and the dotted key."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise StudyError(f"{path}: study config not found") from None
-    except yaml.YAMLError as e:
-        raise StudyError(f"{path}: invalid YAML ({e})") from None
-    if smoke:
-        raw = _deep_merge({k: v for k, v in raw.items() if k != "smoke"}, raw.get("smoke") or {})
-    try:
-        cfg = StudyConfig.model_validate(raw)
-    except ValidationError as e:
-        msgs = "\n".join(f"  {'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
-        raise StudyError(f"{path}: invalid study config:\n{msgs}") from None
-    from reid.weighting import get_scheme
-
+        raw, sources = read_config_tree(path)
+        if smoke:
+            raw = deep_merge({k: v for k, v in raw.items() if k != "smoke"}, raw.get("smoke") or {})
+        cfg = validate_config(StudyConfig, raw, sources, str(path))
+    except ConfigError as e:
+        message = str(e)
+        if "config file" in message and "cannot read" in message:
+            message = f"{path}: study config not found"
+        raise StudyError(message.replace("invalid configuration:", f"{path}: invalid study config:", 1)) from None
     for k, sch in enumerate(cfg.schemes):
-        if sch.name == "proselflc":
-            continue
-        try:
-            get_scheme(sch.name, **sch.params)
+        try:  # build each loss once, so a bad parameter fails here and not in the middle of a grid
+            build_study_loss(sch.name, sch.params, num_classes=10)
         except (ValueError, TypeError) as e:
             raise StudyError(f"{path}: schemes[{k}] ({sch.name}): {e}") from None
     if cfg.task == "classification":
@@ -198,10 +188,13 @@ def _run_classification_cell(study: StudyConfig, spec: dict, cell_dir: Path, out
 def _run_reid_cell(study: StudyConfig, spec: dict, cell_dir: Path, progress: bool) -> dict:
     from reid.engine import train
     from reid.engine.config import load_config
+    from reid.studies.hooks import study_hooks
 
     scheme = spec["scheme"]
+    loss_name, scheme_name = id_loss_of(scheme["name"])
     overrides = list(study.reid.overrides) + [
-        f"loss.id.scheme={scheme['name']}",
+        f"loss.id.name={loss_name}",
+        f"loss.id.scheme={scheme_name}",
         f"loss.id.params={json.dumps(scheme['params'])}",
         f"seed={spec['seed']}",
         f"output_dir={json.dumps(str(cell_dir / 'run'))}",
@@ -215,7 +208,7 @@ def _run_reid_cell(study: StudyConfig, spec: dict, cell_dir: Path, progress: boo
     if not progress:
         overrides.append("train.progress=false")
     cfg = load_config(study.reid.base_config, overrides)
-    final = train(cfg)
+    final = train(cfg, hooks=study_hooks(cfg))
     metric = study.reid.metric
     hist_path = cell_dir / "run" / "pw_histograms.json"
     hist = json.loads(hist_path.read_text())[-1] if hist_path.is_file() else None

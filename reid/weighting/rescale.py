@@ -13,7 +13,8 @@ Numerics. ``w_i / (2 (1 - p_i))`` is 0/0 for CCE-like schemes and unbounded for 
 ``p_i -> 1``; ``c_i * CE_i`` is ``0 * inf`` once the logits are large. We never form either:
 
 * ``log p_i = z_y - logsumexp(z)`` and ``log(1 - p_i) = logsumexp(z_{-y}) - logsumexp(z)``
-  (logsumexp over the non-target logits) are finite for any finite logits;
+  (logsumexp over the non-target logits, :mod:`reid.weighting.log_probs`) are finite for any
+  finite logits;
 * ``(p_i - q_i) / (2 (1 - p_i)) = (r_i - q_i) / 2`` with ``r_i = softmax(z_{-y})`` the
   distribution over the non-target classes (0 at the target), so the gradient is
   ``(w_i / Z) / 2 * (r_i - q_i)`` - a product of bounded factors;
@@ -34,43 +35,9 @@ from dataclasses import dataclass
 
 import torch
 
+from reid.weighting.example_weights import ExampleWeights, batch_weights, check_normalize, dm_coefficients
+from reid.weighting.log_probs import StableLogProbs, check_logits_labels, compute_dtype, log_probs_kernel
 from reid.weighting.schemes import WeightScheme, get_scheme
-
-NORMALIZE_CHOICES = ("sum", "n")
-
-
-def _check_normalize(normalize: str) -> None:
-    if normalize not in NORMALIZE_CHOICES:
-        raise ValueError(f"normalize={normalize!r}: valid choices are {NORMALIZE_CHOICES} "
-                         "('sum': divide by the batch sum of weights, as in the DM code; 'n': divide by N)")
-
-
-def _compute_dtype(x: torch.Tensor) -> torch.dtype:
-    # float64 stays float64 (tests, gradcheck); everything else (fp16, bf16, fp32) runs in fp32.
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
-
-
-@dataclass
-class StableLogProbs:
-    """Per-example log-probabilities of one labelled classification batch.
-
-    ``log_p = log p_i``, ``log1m_p = log(1 - p_i)`` (both finite for finite logits; ``-inf`` only
-    when a row has no finite competitor), ``logits`` (detached, compute dtype), ``lse`` the row
-    logsumexp, ``other`` = ``r_i``, the softmax over the non-target classes (0 at the target;
-    all 0 when the row has no competitor).
-    """
-
-    log_p: torch.Tensor
-    log1m_p: torch.Tensor
-    logits: torch.Tensor
-    lse: torch.Tensor
-    other: torch.Tensor
-    has_competitor: torch.Tensor
-
-    @property
-    def log_probs(self) -> torch.Tensor:
-        """Full ``log_softmax`` (computed on demand)."""
-        return self.logits - self.lse[:, None]
 
 
 class _LazyOtherLogProbs(StableLogProbs):
@@ -90,209 +57,6 @@ class _LazyOtherLogProbs(StableLogProbs):
     @property
     def has_competitor(self) -> torch.Tensor:  # type: ignore[override]
         return self._total_other > 0
-
-
-def _check_logits_labels(logits: torch.Tensor, labels: torch.Tensor) -> None:
-    if logits.ndim != 2:
-        raise ValueError(f"logits must be [N, C]; got shape {tuple(logits.shape)}")
-    if labels.ndim != 1 or labels.shape[0] != logits.shape[0]:
-        raise ValueError(f"labels must be [N] with N={logits.shape[0]}; got shape {tuple(labels.shape)}")
-    if logits.shape[1] < 2:
-        raise ValueError(f"need at least 2 classes; logits have shape {tuple(logits.shape)}")
-    if labels.numel():
-        lo, hi = torch.aminmax(labels)  # one pass, and one host read per bound
-        if int(lo) < 0 or int(hi) >= logits.shape[1]:
-            bad = labels[(labels < 0) | (labels >= logits.shape[1])]
-            raise ValueError(f"labels must lie in [0, {logits.shape[1]}); got e.g. {bad[:5].tolist()}")
-
-
-def _log_probs_kernel(z: torch.Tensor, idx: torch.Tensor):
-    """The matrix work shared by :func:`stable_log_probs` and :func:`weighted_cross_entropy`:
-    one copy, one max, one exp, one sum over ``[N, C]``.
-
-    Returns ``z_y``, ``lse_other = logsumexp(z_{-y})``, ``exp_other = exp(z_{-y} - max z_{-y})``
-    (target column 0) and ``total_other`` (its row sums; ``>= 1`` when the row has a finite
-    competitor, 0 when it has none). ``z`` must already be in the compute dtype, ``idx`` [N, 1].
-    """
-    z_y = z.gather(1, idx).squeeze(1)
-    exp_other = z.scatter(1, idx, -math.inf)
-    # A row with no finite competitor has max -inf; shifting by the most negative finite number
-    # instead keeps exp(-inf - shift) = 0 and gives lse_other = shift + log(0) = -inf, no NaN.
-    shift = exp_other.amax(dim=1).clamp_(min=torch.finfo(z.dtype).min)
-    exp_other.sub_(shift.unsqueeze(1)).exp_()  # target column: exp(-inf) = 0
-    total_other = exp_other.sum(dim=1)
-    lse_other = shift + torch.log(total_other)
-    return z_y, lse_other, exp_other, total_other
-
-
-def stable_log_probs(logits: torch.Tensor, labels: torch.Tensor) -> StableLogProbs:
-    """``log p_i`` and ``log(1 - p_i)`` computed from logits without cancellation:
-    ``log(1 - p_i) = logsumexp(z_{-y}) - logsumexp(z)`` (docs/methods.md §1), with
-    ``logsumexp(z) = logaddexp(z_y, logsumexp(z_{-y}))`` so one exp pass over the matrix gives
-    both and ``r_i`` (the non-target softmax). No gradient."""
-    _check_logits_labels(logits, labels)
-    with torch.no_grad():
-        z = logits.detach().to(_compute_dtype(logits))
-        z_y, lse_other, exp_other, total_other = _log_probs_kernel(z, labels[:, None])
-        lse = torch.logaddexp(z_y, lse_other)
-        log_p = z_y - lse
-        log1m_p = lse_other - lse
-        other = exp_other.div_(total_other.clamp(min=1.0)[:, None])
-    return StableLogProbs(log_p, log1m_p, z, lse, other, total_other > 0)
-
-
-@dataclass
-class ExampleWeights:
-    """Weights of one batch: ``p`` (labelled-class probability), ``w`` (unnormalised ``w(p)``),
-    ``log_w``, ``normalized`` (``w_i / Z``) and ``log_z``; all detached."""
-
-    p: torch.Tensor
-    w: torch.Tensor
-    log_w: torch.Tensor
-    normalized: torch.Tensor
-    log_z: torch.Tensor
-
-
-class _LazyExampleWeights(ExampleWeights):
-    """:class:`ExampleWeights` whose ``p``, ``w`` and ``log_z`` are computed on first read (and
-    kept). The gradient needs only ``normalized``; a training step that never reads the others
-    skips their ops - at batch 256 each small op costs as much as a tenth of a pass over the
-    logits. Values are identical to the eager ones."""
-
-    def __init__(self, log_p: torch.Tensor, log_w: torch.Tensor, normalized: torch.Tensor, normalize: str,
-                 valid: torch.Tensor | None, masked_log_w: torch.Tensor) -> None:
-        self.log_w, self.normalized = log_w, normalized
-        self._log_p, self._normalize, self._valid, self._masked_log_w = log_p, normalize, valid, masked_log_w
-        self._cache: dict[str, torch.Tensor] = {}
-
-    def _get(self, name: str, compute) -> torch.Tensor:
-        value = self._cache.get(name)
-        if value is None:
-            with torch.no_grad():
-                value = self._cache[name] = compute()
-        return value
-
-    @property
-    def p(self) -> torch.Tensor:  # type: ignore[override]
-        return self._get("p", lambda: torch.exp(self._log_p))
-
-    @property
-    def w(self) -> torch.Tensor:  # type: ignore[override]
-        def compute():
-            w = torch.exp(self.log_w)
-            return w if self._valid is None else w.masked_fill(~self._valid, 0.0)
-        return self._get("w", compute)
-
-    @property
-    def log_z(self) -> torch.Tensor:  # type: ignore[override]
-        return self._get("log_z", lambda: _log_normaliser(self._masked_log_w, self._normalize, self._valid))
-
-    @property
-    def log_z_div(self) -> torch.Tensor:
-        """``log Z``, except ``+inf`` where ``Z = 0`` (every weight exactly 0, or an empty batch),
-        so that ``exp(log x - log Z')`` is 0 there, never ``exp(-inf + inf) = NaN``."""
-        # log Z is never +inf (finite logits give log w < +inf): nan_to_num maps only -inf.
-        return self._get("log_z_div", lambda: torch.nan_to_num(self.log_z, neginf=math.inf))
-
-
-def _log_normaliser(masked_log_w: torch.Tensor, normalize: str, valid: torch.Tensor | None) -> torch.Tensor:
-    """``log Z``: ``logsumexp_i log w_i`` over the valid examples (``"sum"``; ``-inf`` when every
-    weight is 0 or the batch is empty) or ``log N`` (``"n"``, ``N`` = number of valid examples, at least 1)."""
-    if normalize == "sum":
-        if not masked_log_w.numel():
-            return masked_log_w.new_tensor(-math.inf)
-        return torch.logsumexp(masked_log_w, dim=0)
-    n = masked_log_w.numel() if valid is None else int(valid.sum())
-    return masked_log_w.new_tensor(math.log(max(n, 1)))
-
-
-def _weights(log_p, log1m_p, scheme: WeightScheme, normalize: str, valid) -> _LazyExampleWeights:
-    """The batch's weights: ``log w_i`` and ``w_i / Z`` now, the rest on demand.
-
-    ``w_i / Z = softmax_i(log w)`` (``"sum"``), one op, exact in the log domain when every
-    ``w_i`` underflows; when every weight is exactly 0 (``log w = -inf`` throughout) the softmax
-    is 0/0 and gives 0 instead: no example pushes anything."""
-    if torch.is_grad_enabled():  # (the autograd Function's forward already runs without grad)
-        with torch.no_grad():
-            return _weights(log_p, log1m_p, scheme, normalize, valid)
-    log_w = scheme.log_w(log_p, log1m_p)
-    masked = log_w if valid is None else log_w.masked_fill(~valid, -math.inf)
-    if normalize == "sum":
-        normalized = torch.softmax(masked, dim=0).nan_to_num_(nan=0.0)
-    else:
-        n = masked.numel() if valid is None else int(valid.sum())
-        normalized = torch.exp(masked - math.log(max(n, 1)))
-    return _LazyExampleWeights(log_p, log_w, normalized, normalize, valid, masked)
-
-
-def weights_from_log_probs(log_p: torch.Tensor, log1m_p: torch.Tensor, scheme: WeightScheme,
-                           normalize: str = "sum", valid: torch.Tensor | None = None) -> ExampleWeights:
-    """Weights ``w(p_i)`` and their normalised values from stable ``log p`` / ``log(1-p)``.
-    ``valid`` (bool [N]) excludes examples from the batch (weight 0, not counted in Z)."""
-    _check_normalize(normalize)
-    ew = _weights(log_p, log1m_p, scheme, normalize, valid)
-    return ExampleWeights(ew.p, ew.w, ew.log_w, ew.normalized, ew.log_z)
-
-
-def _coefficients(scheme: WeightScheme, log_p: torch.Tensor, log1m_p: torch.Tensor, log_w: torch.Tensor,
-                  log_z: torch.Tensor, label_smoothing: float = 0.0, factor: torch.Tensor | None = None,
-                  valid: torch.Tensor | None = None) -> torch.Tensor:
-    """``c_i = f_i min(s_i / Z, 1/eps)`` (no cap without smoothing), ``s_i = w_i / (2 (1 - p_i))``
-    from the scheme's closed form, in the log domain (``1/Z`` alone can overflow when every
-    ``w_i`` is tiny); clamped to the dtype's largest finite value (reachable without smoothing,
-    for schemes with ``w(1) > 0`` as ``p_i -> 1``, or with ``Z = 0``); 0 for invalid examples."""
-    with torch.no_grad():
-        log_c = scheme.log_grad_scale(log_p, log1m_p, log_w) - log_z
-        if label_smoothing > 0:
-            log_c = torch.clamp(log_c, max=-math.log(label_smoothing))
-        c = torch.exp(log_c)
-        if factor is not None:
-            c = c * factor
-        if valid is not None:
-            c = c.masked_fill(~valid, 0.0)
-        return torch.clamp(c, max=torch.finfo(c.dtype).max)
-
-
-def _log_p_from_p(p_true: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    p_true = torch.as_tensor(p_true)
-    if not torch.is_floating_point(p_true):
-        raise ValueError(f"p_true must be a floating tensor of probabilities; got dtype {p_true.dtype}")
-    if torch.any(torch.isnan(p_true)) or torch.any((p_true < 0) | (p_true > 1)):
-        raise ValueError("p_true must contain probabilities in [0, 1] (no NaN)")
-    p = p_true.detach()
-    return torch.log(p), torch.log1p(-p)
-
-
-def example_weights(p_true: torch.Tensor | None, scheme: WeightScheme | str, normalize: str = "sum", *,
-                    log_p: torch.Tensor | None = None, log1m_p: torch.Tensor | None = None,
-                    valid: torch.Tensor | None = None, **scheme_params) -> ExampleWeights:
-    """Generic entry point for any loss that has a per-example probability ``p_i``: returns the
-    detached weights ``w(p_i)`` and ``w(p_i) / Z``. Pass ``log_p`` / ``log1m_p`` (from logits)
-    instead of ``p_true`` for full precision near ``p = 1``."""
-    scheme = get_scheme(scheme, **scheme_params)
-    if log_p is None or log1m_p is None:
-        log_p, log1m_p = _log_p_from_p(p_true)
-    return weights_from_log_probs(log_p, log1m_p, scheme, normalize, valid)
-
-
-def rescale_coefficients(p_true: torch.Tensor | None, scheme: WeightScheme | str, normalize: str = "sum", *,
-                         log_p: torch.Tensor | None = None, log1m_p: torch.Tensor | None = None,
-                         **scheme_params) -> torch.Tensor:
-    """Detached coefficients ``c_i = w_i / (2 (1 - p_i)) / Z`` such that ``sum_i c_i * CE_i`` has
-    logit gradient ``w_i / (2 (1 - p_i)) * (p_i - q_i) / Z``.
-
-    ``s_i = w_i / (2 (1 - p_i))`` uses each scheme's closed form (cce 1, mae p, mse 2p(1-p),
-    gce p^q) so it is exact at ``p = 1`` for those; for schemes with ``w(1) > 0`` (imae, dm,
-    exponential, normal) it grows like ``1 / (1 - p)`` and is clamped to the dtype's largest
-    finite value. Multiplying such a ``c_i`` by ``CE_i ~ 1 - p_i`` is exactly the ``0 * inf``
-    the package avoids: for training use :func:`weighted_cross_entropy`, which never forms it.
-    """
-    scheme = get_scheme(scheme, **scheme_params)
-    _check_normalize(normalize)
-    if log_p is None or log1m_p is None:
-        log_p, log1m_p = _log_p_from_p(p_true)
-    ew = _weights(log_p, log1m_p, scheme, normalize, None)
-    return _coefficients(scheme, log_p, log1m_p, ew.log_w, ew.log_z)
 
 
 def _ce_over_one_minus_p(log_p: torch.Tensor, log1m_p: torch.Tensor) -> torch.Tensor:
@@ -374,15 +138,15 @@ class _DMCrossEntropy(torch.autograd.Function):
                 return _DMCrossEntropy.forward(ctx, logits, labels, scheme, normalize, label_smoothing,
                                                example_factor, valid, reduce_sum, results)
         z = logits.detach()
-        if z.dtype != _compute_dtype(z):
-            z = z.to(_compute_dtype(z))
+        if z.dtype != compute_dtype(z):
+            z = z.to(compute_dtype(z))
         # a copy (N int64s): the backward must not see later in-place edits of the caller's labels.
         idx = labels.unsqueeze(1).clone()
-        z_y, lse_other, exp_other, total_other = _log_probs_kernel(z, idx)
+        z_y, lse_other, exp_other, total_other = log_probs_kernel(z, idx)
         lse = torch.logaddexp(z_y, lse_other)
         log_p = z_y - lse
         log1m_p = lse_other - lse
-        ew = _weights(log_p, log1m_p, scheme, normalize, valid)
+        ew = batch_weights(log_p, log1m_p, scheme, normalize, valid)
         factor = None if example_factor is None else example_factor.detach().to(z.dtype)
 
         # a_i / Z = w_i / (2Z) = normalized_i / 2, exact, and 0 for examples excluded by `valid`
@@ -399,7 +163,7 @@ class _DMCrossEntropy(torch.autograd.Function):
         # exp_other is r_i * total_i; on rows without a competitor it is all 0 (any finite scale).
         row_scale = a_over_z / total_other.clamp(min=1.0)
         if label_smoothing > 0:
-            coeff = _coefficients(scheme, log_p, log1m_p, ew.log_w, ew.log_z_div, label_smoothing, factor, valid)
+            coeff = dm_coefficients(scheme, log_p, log1m_p, ew.log_w, ew.log_z_div, label_smoothing, factor, valid)
             smooth = label_smoothing * coeff
             shift = smooth / logits.shape[1]
             target = smooth - a_over_z
@@ -409,7 +173,7 @@ class _DMCrossEntropy(torch.autograd.Function):
         else:
             # c_i is not needed for the gradient: computed only if the caller reads it.
             def coeff():
-                return _coefficients(scheme, log_p, log1m_p, ew.log_w, ew.log_z_div, 0.0, factor, valid)
+                return dm_coefficients(scheme, log_p, log1m_p, ew.log_w, ew.log_z_div, 0.0, factor, valid)
             shift = None
             target = a_over_z.neg()
 
@@ -471,8 +235,8 @@ def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, scheme: W
     if not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"label_smoothing={label_smoothing} must be in [0, 1)")
     scheme = get_scheme(scheme, **scheme_params)
-    _check_normalize(normalize)
-    _check_logits_labels(logits, labels)
+    check_normalize(normalize)
+    check_logits_labels(logits, labels)
     results: list = []
     loss = _DMCrossEntropy.apply(logits, labels, scheme, normalize, float(label_smoothing), example_factor, valid,
                                  reduction == "sum", results)
@@ -480,25 +244,6 @@ def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, scheme: W
     return _LazyWeightedCE(loss, ew, coeff, log_probs)
 
 
-def normalized_pair_weights(scores: torch.Tensor, active: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Detached weights ``exp(T * score_ij)`` normalised to sum to 1 over the active entries of
-    each row ``i`` (rows without active entries get all zeros).
-
-    Ranked List Loss (docs/methods.md §3; Wang et al., CVPR 2019) weights negatives by
-    ``exp(T_n (alpha - d_ij))`` and positives by ``exp(T_p (d_ij - (alpha - m)))`` within each
-    query - the ``exponential`` emphasis family of §1 applied to pair distances. Computed as a
-    masked softmax, so large ``T * score`` cannot overflow.
-    """
-    with torch.no_grad():
-        s = scores.detach()
-        logits = (temperature * s).masked_fill(~active, -math.inf)
-        row_max = logits.max(dim=-1, keepdim=True).values
-        row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
-        e = torch.exp(logits - row_max)
-        denom = e.sum(dim=-1, keepdim=True)
-        return torch.where(denom > 0, e / denom.clamp_min(torch.finfo(e.dtype).tiny), torch.zeros_like(e))
 
 
-__all__ = ["NORMALIZE_CHOICES", "StableLogProbs", "stable_log_probs", "ExampleWeights", "example_weights",
-           "weights_from_log_probs", "rescale_coefficients", "weighted_cross_entropy", "WeightedCE",
-           "normalized_pair_weights"]
+__all__ = ["WeightedCE", "weighted_cross_entropy"]

@@ -8,7 +8,7 @@ cross entropy's direction, ``dL/dz = s(p) (p - q)``, and ``||p - q||_1 = 2 (1 - 
 example's weight is the L1 norm of its logit gradient, ``w(p) = 2 (1 - p) s(p)``.
 
 Every scheme is evaluated in the log domain from ``log p`` and ``log(1 - p)``, which are both
-finite for any finite logits when computed by :func:`reid.weighting.rescale.stable_log_probs`.
+finite for any finite logits when computed by :func:`reid.weighting.log_probs.stable_log_probs`.
 That is what keeps ``w(p) / (2 (1 - p))`` finite (or cleanly infinite, never NaN) when
 ``p -> 1`` and ``p -> 0``: ``log w - log 2 - log(1 - p)`` cancels symbolically where the scheme
 allows it.
@@ -39,6 +39,8 @@ import math
 from typing import ClassVar
 
 import torch
+
+from reid.registry import Registry
 
 LOG2 = math.log(2.0)
 
@@ -114,6 +116,12 @@ class WeightScheme:
         return f"{self.name}({args})"
 
 
+#: name -> scheme class; ``get_scheme(name, **params)`` builds one. A new scheme is one
+#: :class:`WeightScheme` subclass (``log_w``, ``mode``, its ``name``) plus this decorator.
+SCHEMES: Registry[type[WeightScheme]] = Registry("weighting scheme")
+
+
+@SCHEMES.register("cce")
 class CCE(WeightScheme):
     """Categorical cross entropy ``L = -log p``; ``w(p) = 2 (1 - p)``, ``s(p) = 1``; mode 0."""
 
@@ -130,6 +138,7 @@ class CCE(WeightScheme):
         return 0.0
 
 
+@SCHEMES.register("mae")
 class MAE(WeightScheme):
     """Mean absolute error at the released code's scale, ``L = 1 - p``:
     ``w(p) = 2 p (1 - p)``, ``s(p) = p``; mode 1/2. (The IMAE paper's ``L = 2 (1 - p)`` gives
@@ -148,6 +157,7 @@ class MAE(WeightScheme):
         return 0.5
 
 
+@SCHEMES.register("mse")
 class MSE(WeightScheme):
     """Mean squared error on the labelled class, ``L = (1 - p)^2``:
     ``w(p) = 4 p (1 - p)^2``, ``s(p) = 2 p (1 - p)``; mode 1/3."""
@@ -165,6 +175,7 @@ class MSE(WeightScheme):
         return 1.0 / 3.0
 
 
+@SCHEMES.register("gce")
 class GCE(WeightScheme):
     """Generalised cross entropy (Zhang & Sabuncu 2018), ``L = (1 - p^q) / q``:
     ``w(p) = 2 p^q (1 - p)``, ``s(p) = p^q``; mode ``q / (q + 1)``. ``q -> 0`` is CCE, ``q = 1``
@@ -190,6 +201,7 @@ class GCE(WeightScheme):
         return self.q / (self.q + 1.0)
 
 
+@SCHEMES.register("imae")
 class IMAE(WeightScheme):
     """Improved MAE (Wang et al., IMAE): ``w(p) = exp(T p (1 - p))``, default ``T = 8``; mode
     1/2. Equal to ``dm(lam=1, beta=T)``. ``w(1) = 1``: fitted examples keep a unit weight."""
@@ -208,6 +220,7 @@ class IMAE(WeightScheme):
         return 0.5
 
 
+@SCHEMES.register("dm")
 class DM(WeightScheme):
     """Derivative Manipulation (Wang et al.): ``w(p) = exp(beta p^lam (1 - p))``; ``lam`` is the
     paper's lambda (emphasis mode ``lam / (lam + 1)``), ``beta >= 0`` the emphasis spread
@@ -233,6 +246,7 @@ class DM(WeightScheme):
         return self.lam / (self.lam + 1.0)
 
 
+@SCHEMES.register("exponential")
 class Exponential(WeightScheme):
     """Exponential emphasis density: ``w(p) = exp(beta (1 - p))`` (DM with ``lam = 0``); mode 0
     for ``beta > 0`` (1 for ``beta < 0``)."""
@@ -247,6 +261,7 @@ class Exponential(WeightScheme):
         return 0.0 if self.beta >= 0 else 1.0
 
 
+@SCHEMES.register("normal")
 class Normal(WeightScheme):
     """Normal (Gaussian) emphasis density: ``w(p) = exp(-beta p (p - 2 psi))``
     ``= exp(beta psi^2) exp(-beta (p - psi)^2)``; mode ``psi`` clipped to [0, 1] for
@@ -269,6 +284,7 @@ class Normal(WeightScheme):
         return min(max(self.psi, 0.0), 1.0)
 
 
+@SCHEMES.register("beta")
 class Beta(WeightScheme):
     """Beta emphasis density: ``w(p) = p^(alpha-1) (1 - p)^(eta-1)``; CCE, MAE, MSE, GCE(q) are
     ``(1, 2)``, ``(2, 2)``, ``(2, 3)``, ``(q+1, 2)`` up to a constant factor. Mode
@@ -301,11 +317,6 @@ class Beta(WeightScheme):
         if a + e > 2:
             return (a - 1.0) / (a + e - 2.0)
         return 0.0  # alpha = eta = 1: flat
-
-
-SCHEMES: dict[str, type[WeightScheme]] = {
-    cls.name: cls for cls in (CCE, MAE, MSE, GCE, IMAE, DM, Exponential, Normal, Beta)
-}
 
 
 def describe_schemes() -> str:

@@ -17,7 +17,7 @@ from reid.data.noise import (
     inject_label_noise,
     pairflip_partners,
 )
-from reid.data.tracklet import DatasetError, Tracklet, VideoReIDData, assign_train_labels
+from reid.data.tracklet import DatasetError, Tracklet, assign_train_labels
 
 NUM_IDS = 10
 
@@ -197,53 +197,3 @@ def test_manifest_round_trip_reapplies_identically(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(DatasetError, match="bad.json"):
         NoiseManifest.load(bad)
-
-
-class _FakeTrainer:
-    def __init__(self, data, out):
-        from types import SimpleNamespace
-
-        self.data = data
-        self.num_classes = data.num_train_ids
-        self.output_dir = out
-        self.cfg = SimpleNamespace(loss=SimpleNamespace(id=SimpleNamespace(scheme="imae", params={"T": 8.0})))
-        self.logits = None
-
-    def predict_train_split(self):
-        return self.logits
-
-
-def test_noise_hook_touches_only_training_data_and_reports(tmp_path):
-    import torch
-
-    from reid.studies.noise_hook import NoiseHook
-
-    train = make_train()
-    query = [Tracklet(frames=("/q/a.jpg",), pid=7, camid=1, tracklet_id=0, row=0)]
-    gallery = [Tracklet(frames=("/g/a.jpg", "/g/b.jpg"), pid=7, camid=2, tracklet_id=1, row=1)]
-    data = VideoReIDData("t", tmp_path, "official", list(train), list(query), list(gallery), NUM_IDS)
-    trainer = _FakeTrainer(data, tmp_path / "run")
-    hook = NoiseHook({"items": [{"kind": "symmetric", "rate": 0.5}, {"kind": "outlier_frames", "rate": 0.1}], "seed": 0})
-    hook.on_fit_start(trainer)
-    assert data.query == query and data.gallery == gallery  # evaluation data untouched
-    assert data.train != train and (tmp_path / "run" / "noise_manifest.json").is_file()
-    mask = hook.noisy_mask
-    assert mask.sum() == int(0.5 * len(train))
-
-    hook.on_epoch_start(trainer, 0)
-    idx = torch.arange(len(train))
-    labels = torch.as_tensor([t.label for t in data.train])
-    logits = torch.zeros(len(train), NUM_IDS)
-    logits[torch.arange(len(train)), labels] = 5.0  # fits every training label
-    hook.on_batch_end(trainer, {"index": idx, "label": labels}, {"logits": logits}, {"id_loss": None})
-    hook.on_epoch_end(trainer, 0)
-    rec = hook.records[0]
-    assert sum(rec["p_hist_noisy"]) == mask.sum() and sum(rec["p_hist_clean"]) == (~mask).sum()
-
-    trainer.logits = logits.numpy()  # memorised everything: noisy fit 1, clean fit 1, no correction
-    out = hook.on_evaluate(trainer, 0, {"mAP": 0.5})
-    assert out == {"noisy_fit": 1.0, "clean_fit": 1.0, "correction_rate": 0.0, "train_acc": 1.0}
-    final = {"best": {"mAP": 0.5, **out}, "final": {"mAP": 0.5, **out}}
-    hook.on_fit_end(trainer, final)
-    assert final["noise"]["best"]["noisy_fit"] == 1.0 and "best" in final["noise"]["reporting"]
-    assert (tmp_path / "run" / "pw_distributions.png").stat().st_size > 1000

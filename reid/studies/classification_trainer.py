@@ -1,0 +1,222 @@
+"""The classification study on the engine's training loop (:class:`reid.engine.loop.TrainLoop`).
+
+One step is the video trainer's step (:meth:`TrainLoop.run_step`: forward, ``loss.id.weight *
+L_id(logits)``, non-finite check, backward, optimiser step, per-iteration schedule); the parts
+come from the same places: the identity loss from ``reid.losses.ID_LOSSES`` (through
+:func:`reid.engine.builders.build_id_loss`), SGD and the schedule from :mod:`reid.engine.optim`.
+:func:`engine_config` maps a :class:`~reid.studies.classification.ClassificationConfig` onto the
+engine's :class:`~reid.engine.config.Config` sections the loop reads.
+
+Per epoch, :class:`EpochRecordHook` collects the ``p_i`` / ``w_i`` the loss saw and, in eval mode
+without augmentation, records test accuracy, the three-number report
+(:func:`reid.studies.fit.fit_report`) and the clean/noisy histograms
+(:func:`reid.studies.noise_hook.pw_histogram_record`, the same record as the ReID noise study).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from reid.engine.builders import build_id_loss
+from reid.engine.config import Config
+from reid.engine.distributed import DistInfo
+from reid.engine.loop import TrainLoop
+from reid.engine.optim import build_optimizer, build_scheduler
+from reid.studies.classification_config import ClassificationConfig
+from reid.studies.classification_data import augment, load_noisy_splits, predict
+from reid.studies.classification_model import SmallCNN
+from reid.studies.fit import fit_report
+from reid.studies.noise_hook import pw_histogram_record
+from reid.studies.schemes import id_loss_of
+
+
+SUMMARY_KEYS = ("test_acc", "noisy_fit", "clean_fit", "correction_rate", "train_acc")
+
+
+def engine_config(cfg: ClassificationConfig) -> Config:
+    """The engine sections of a study run: ``loss.id`` (``id_loss_of(scheme.name)`` with the
+    scheme's params, no ranking loss), ``optim`` (SGD, Nesterov momentum), ``sched`` (per
+    iteration; ``step`` = x0.1 at 1/3 and 2/3 of training) and ``train`` (no clipping; a
+    non-finite loss stops the run)."""
+    loss_name, scheme = id_loss_of(cfg.scheme.name)
+    sched = {"name": cfg.lr_schedule, "interval": "iteration", "warmup_epochs": cfg.warmup_epochs}
+    if cfg.lr_schedule == "step":
+        sched.update(milestones=[cfg.epochs / 3, 2 * cfg.epochs / 3], gamma=0.1)
+    return Config.model_validate({
+        "name": "classification",
+        "seed": cfg.seed,
+        "loss": {"id": {"name": loss_name, "scheme": scheme, "normalize": cfg.normalize, "params": cfg.scheme.params},
+                 "metric": {"name": "none"}},
+        "optim": {"name": "sgd", "lr": cfg.lr, "momentum": cfg.momentum, "nesterov": True,
+                  "weight_decay": cfg.weight_decay},
+        "sched": sched,
+        "train": {"epochs": cfg.epochs, "device": "cpu", "grad_clip": None, "nan_policy": "stop"},
+    })
+
+
+class ClassificationTrainer(TrainLoop):
+    """Trains :class:`~reid.studies.classification_model.SmallCNN` on noisy image labels (CPU).
+
+    Batches: one random permutation of the training images per epoch, ``batch_size`` images per
+    step, augmented (:func:`~reid.studies.classification_data.augment`); one generator seeded
+    with ``cfg.seed`` draws both, in step order. ``history`` holds the per-epoch records."""
+
+    def __init__(self, cfg: ClassificationConfig, hooks: list | tuple = ()) -> None:
+        super().__init__()
+        self.study = cfg
+        self.cfg = engine_config(cfg)
+        self.hooks = list(hooks)
+        self.dist = DistInfo()
+        self.device = torch.device("cpu")
+        self.logger = logging.getLogger("reid.studies.classification")
+        self.amp_dtype = None
+        self.resumed = False
+        self.history: list[dict] = []
+
+    def setup(self) -> None:
+        study = self.study
+        if study.num_threads:
+            torch.set_num_threads(study.num_threads)
+        torch.manual_seed(study.seed)  # the model's initialisation
+        self.data = load_noisy_splits(study)
+        self.num_classes = self.data.num_classes
+        self.model = SmallCNN(self.num_classes, study.widths, study.head, study.cosine_scale)
+        self.ddp_model = self.model
+        self.id_loss = build_id_loss(self.cfg.loss.id, self.num_classes)
+        self.metric_loss = None
+        self.optimizer = build_optimizer(self.cfg.optim, self.model.parameters())
+        self.scaler = torch.amp.GradScaler("cuda", enabled=False)
+        self.generator = torch.Generator().manual_seed(study.seed)  # batches and augmentation
+        self.iters_per_epoch = math.ceil(self.data.train_images.shape[0] / study.batch_size)
+        self.epochs = study.epochs
+        self.start_epoch = 0
+        self.total_steps = self.epochs * self.iters_per_epoch
+        self.scheduler = build_scheduler(self.cfg.sched, self.optimizer, self.epochs, self.iters_per_epoch)
+        self.call_hooks("on_fit_start")
+        self.t_start = time.time()
+
+    def train_loader(self, epoch: int):
+        n, size = self.data.train_images.shape[0], self.study.batch_size
+        order = torch.randperm(n, generator=self.generator)
+        for b in range(self.iters_per_epoch):
+            index = order[b * size : (b + 1) * size]
+            images = self.data.train_images[index]
+            if self.study.augment:
+                images = augment(images, self.generator)
+            yield {"image": images, "label": self.data.train_labels[index], "index": index}
+
+    def forward(self, batch: dict) -> tuple[dict, torch.Tensor]:
+        labels = batch["label"].to(self.device)
+        with self.autocast():
+            logits = self.ddp_model(batch["image"].to(self.device))
+        self.last_logits = logits
+        return {"logits": logits}, labels
+
+    def non_finite(self, epoch: int, it: int, total: torch.Tensor) -> None:
+        """The study stops at the first non-finite loss (nothing to save: no checkpoints)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        raise FloatingPointError(
+            f"scheme {self.study.scheme.display}: non-finite loss at epoch {epoch} step {self.global_step} "
+            f"(max |logit| {self.last_logits.detach().abs().max().item():.3g})"
+        )
+
+    def evaluate_epoch(self) -> dict:
+        """Test accuracy and the fit report of the current model (eval mode, no augmentation)."""
+        batch = self.study.eval_batch_size
+        test_pred = predict(self.model, self.data.test_images, batch).argmax(1)
+        test_acc = float((test_pred == self.data.test_labels).float().mean())
+        train_pred = predict(self.model, self.data.train_images, batch).argmax(1).numpy()
+        return {"test_acc": test_acc,
+                **fit_report(train_pred, self.data.noisy_labels, self.data.true_labels, self.data.noisy_mask)}
+
+    def final_report(self) -> dict:
+        """``history``, ``best`` (highest test accuracy, the DM/IMAE papers' convention), ``final``
+        (last epoch, ProSelfLC's convention) and the run's sizes."""
+        best = max(self.history, key=lambda r: r["test_acc"])
+        last = self.history[-1]
+        return {
+            "scheme": self.study.scheme.display,
+            "config": self.study.model_dump(mode="json"),
+            "num_train": int(self.data.train_images.shape[0]),
+            "num_noisy": int(self.data.noisy_mask.sum()),
+            "num_test": int(self.data.test_images.shape[0]),
+            "history": self.history,
+            "best": {"epoch": best["epoch"], **{k: best[k] for k in SUMMARY_KEYS}},
+            "final": {"epoch": last["epoch"], **{k: last[k] for k in SUMMARY_KEYS}},
+            "seconds": time.time() - self.t_start,
+        }
+
+    def save_checkpoint(self, name: str):
+        return None  # study cells are short and rerun whole; the runner resumes per cell
+
+
+def per_example_pw(loss, logits: torch.Tensor, labels: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """``p_i`` and ``w_i`` of the last forward: from ``loss.last_stats`` when the loss publishes
+    per-example tensors, else ``p_i`` from the logits and ``w_i = w(p_i)`` from the loss's own
+    ``weight_scheme`` (identical by definition for the weighted-CE schemes)."""
+    stats = getattr(loss, "last_stats", None) or {}
+    p, w = stats.get("p"), stats.get("w")
+    n = labels.shape[0]
+    if not (torch.is_tensor(p) and p.numel() == n):
+        p = torch.softmax(logits.detach().double(), dim=1).gather(1, labels[:, None]).squeeze(1)
+    if not (torch.is_tensor(w) and w.numel() == n):
+        w = loss.weight_scheme.w(p.double().clamp(0, 1))
+    return p.detach().float().cpu().numpy().reshape(-1), w.detach().float().cpu().numpy().reshape(-1)
+
+
+class EpochRecordHook:
+    """Appends one record per epoch to ``trainer.history``: ``epoch``, ``lr`` (of the epoch's last
+    step), mean ``loss``, ``test_acc``, the fit report, the clean/noisy ``p_i`` / ``w_i``
+    histograms of the epoch's training steps, and ``seconds`` since training started."""
+
+    def on_epoch_start(self, trainer, epoch: int) -> None:
+        self.p, self.w, self.index, self.losses = [], [], [], []
+
+    def on_batch_end(self, trainer, batch, outputs, losses) -> None:
+        p, w = per_example_pw(losses["id_loss"], outputs["logits"], batch["label"])
+        self.p.append(p), self.w.append(w), self.index.append(batch["index"].numpy())
+        self.losses.append(losses["total"])
+
+    def on_epoch_end(self, trainer, epoch: int) -> None:
+        noisy = trainer.data.noisy_mask[np.concatenate(self.index)]
+        trainer.history.append({
+            "epoch": epoch + 1,
+            "lr": trainer.last_step["lr"],
+            "loss": float(np.mean(self.losses)),
+            **trainer.evaluate_epoch(),
+            **pw_histogram_record(epoch + 1, np.concatenate(self.p), np.concatenate(self.w), noisy),
+            "seconds": time.time() - trainer.t_start,
+        })
+
+
+class EpochProgressHook:
+    """A tqdm bar over epochs (``progress``) and, with ``log``, one line per epoch."""
+
+    def __init__(self, progress: bool, log=None) -> None:
+        self.progress, self.log = progress, log
+        self.bar = None
+
+    def on_train_start(self, trainer) -> None:
+        self.bar = tqdm(total=trainer.epochs, desc=trainer.study.scheme.display, disable=not self.progress, leave=False)
+
+    def on_epoch_end(self, trainer, epoch: int) -> None:
+        rec = trainer.history[-1]
+        self.bar.update(1)
+        self.bar.set_postfix(test=f"{rec['test_acc']:.3f}", noisy_fit=f"{rec['noisy_fit']:.3f}",
+                             clean_fit=f"{rec['clean_fit']:.3f}")
+        if self.log is not None:
+            self.log(f"    {trainer.study.scheme.display} epoch {epoch + 1}/{trainer.epochs}: loss {rec['loss']:.4f} "
+                     f"test {rec['test_acc']:.4f} noisy_fit {rec['noisy_fit']:.4f} clean_fit {rec['clean_fit']:.4f} "
+                     f"({rec['seconds']:.0f}s)")
+
+    def on_fit_end(self, trainer, final: dict) -> None:
+        self.bar.close()
+
+
+__all__ = ["engine_config", "ClassificationTrainer", "EpochRecordHook", "EpochProgressHook", "per_example_pw"]
