@@ -22,10 +22,12 @@ import difflib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
+from reid.errors import UserError
+
 T = TypeVar("T")
 
 
-class UnknownChoiceError(ValueError):
+class UnknownChoiceError(UserError, ValueError):
     """A name is not in its registry. The message names the key (when given), the bad name, the
     valid choices and the closest one."""
 

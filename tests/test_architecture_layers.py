@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "reid"
 
 # low -> high; a module may import its own layer or a lower one, never a higher one
 LAYERS = [
-    {"reid", "reid.registry", "reid.protocols", "reid.atomic"},
+    {"reid", "reid.errors", "reid.registry", "reid.protocols", "reid.atomic"},
     {"reid.weighting"},
     {"reid.data"},
     {"reid.models"},

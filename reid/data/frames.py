@@ -33,6 +33,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from reid.registry import Registry
+from reid.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ CORRUPT_POLICIES.register("skip", CorruptFramePolicy(
 ))
 
 
-class FrameReadError(OSError):
+class FrameReadError(UserError, OSError):
     """A frame could not be read or decoded. ``path`` is the file, ``reason`` says why."""
 
     def __init__(self, path: str | os.PathLike, reason: str = "could not be decoded as an image"):

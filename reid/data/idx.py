@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from reid.errors import UserError
+
 IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(np.uint8),
     0x09: np.dtype(np.int8),
@@ -33,7 +35,7 @@ FASHION_MNIST_CLASSES = (
 )
 
 
-class IDXError(ValueError):
+class IDXError(UserError, ValueError):
     """An IDX file is malformed; the message names the file."""
 
 

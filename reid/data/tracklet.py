@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from reid.errors import UserError
+
 
 @dataclass(frozen=True)
 class Tracklet:
@@ -105,7 +107,7 @@ def assign_train_labels(train: list[Tracklet]) -> tuple[list[Tracklet], dict[int
     return [t.with_label(pid_to_label[t.pid]) for t in train], {i: p for p, i in pid_to_label.items()}
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset failed validation. The message names the file and, where it applies, the row
     or line, and says what to do."""
 

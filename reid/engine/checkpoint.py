@@ -26,9 +26,10 @@ import numpy as np
 import torch
 
 from reid.atomic import atomic_write
+from reid.errors import UserError
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint could not be read or lacks a key; the message names the file and the key."""
 
 

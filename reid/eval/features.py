@@ -20,6 +20,7 @@ import torch
 
 from reid.protocols import Protocol, get_protocol
 from reid.registry import Registry, UnknownChoiceError
+from reid.errors import UserError
 
 # name -> the description reports and ``--help`` print. Configs validate names with
 # ``METRICS.check(name, key="eval.metric")``.
@@ -28,7 +29,7 @@ METRICS.register("cosine", "cosine similarity of L2-normalised features")
 METRICS.register("euclidean", "Euclidean distance (ranked via squared distance; same order)")
 
 
-class EvaluationInputError(ValueError):
+class EvaluationInputError(UserError, ValueError):
     """Inputs to :func:`reid.eval.evaluate` are inconsistent; the message names the offending array."""
 
 

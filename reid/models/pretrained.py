@@ -26,6 +26,7 @@ import torchvision
 from torch import nn
 
 from .backbones import BACKBONES
+from reid.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ _MODULE_PREFIX = "module."
 _MAX_KEYS_SHOWN = 8
 
 
-class PretrainedWeightsError(RuntimeError):
+class PretrainedWeightsError(UserError, RuntimeError):
     """Backbone weights could not be obtained or do not fit the backbone. The message names the
     source (file or download) and says what to do."""
 

@@ -42,6 +42,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reid.atomic import atomic_write_json
+from reid.errors import UserError
 from reid.engine.config import registered
 from reid.engine.config_files import ConfigError, deep_merge, read_config_tree, validate_config
 from reid.studies.classification_config import ClassificationConfig
@@ -77,7 +78,7 @@ class StudyConfig(BaseModel):
     smoke: dict[str, Any] = Field(default_factory=dict)
 
 
-class StudyError(ValueError):
+class StudyError(UserError, ValueError):
     """A study config or a cell is invalid; the message names the file / cell."""
 
 
