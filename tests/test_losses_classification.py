@@ -88,17 +88,38 @@ def test_proselflc_detached_gradient_is_scaled_cce():
     torch.testing.assert_close(loss_fn.last_stats["eps"], eps)
 
 
-def test_proselflc_non_detached_gradcheck_and_differs():
-    logits, labels = _batch(n=4, c=3)
-    loss_fn = ProSelfLCLoss(num_classes=3, detach_target=False)
+def _proselflc_released(z, labels, g, n_classes):
+    """The released "relative entropy" mode, written out: eps without gradient, gradient through
+    p inside the target q~ = (1 - eps) q + eps p."""
+    log_p = F.log_softmax(z, dim=1)
+    p = log_p.exp()
+    with torch.no_grad():
+        eps = g * (1 - (-(p * log_p).sum(1)) / math.log(n_classes))
+    target = (1 - eps[:, None]) * F.one_hot(labels, n_classes) + eps[:, None] * p
+    return -(target * log_p).sum(1).mean()
+
+
+def test_proselflc_non_detached_gradient_flows_through_p_only():
+    # issue 10, fix 1: the gradient once also flowed through eps (the entropy): ~130 % off.
+    logits, labels = _batch(n=16, c=7)
+    loss_fn = ProSelfLCLoss(num_classes=7, detach_target=False)
     loss_fn.set_progress(70, 100)
     z = logits.clone().requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda x: loss_fn(x, labels), (z,))
-    g_nd = torch.autograd.grad(loss_fn(z, labels), z)[0]
-    det = ProSelfLCLoss(num_classes=3)
+    loss = loss_fn(z, labels)
+    loss.backward()
+    z_ref = logits.clone().requires_grad_(True)
+    ref = _proselflc_released(z_ref, labels, loss_fn.global_trust(), 7)
+    ref.backward()
+    torch.testing.assert_close(loss.detach(), ref.detach(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(z.grad, z_ref.grad, rtol=1e-10, atol=1e-12)
+    # the logged weight is the L1 norm of each example's gradient
+    torch.testing.assert_close(loss_fn.last_stats["w"], (z.grad * 16).abs().sum(1), rtol=1e-8, atol=1e-10)
+    # and it is not the detached mode's gradient
+    det = ProSelfLCLoss(num_classes=7)
     det.set_progress(70, 100)
-    g_d = torch.autograd.grad(det(z, labels), z)[0]
-    assert (g_nd - g_d).abs().max() > 1e-4
+    z_det = logits.clone().requires_grad_(True)
+    det(z_det, labels).backward()
+    assert (z_det.grad - z.grad).abs().max() > 1e-4
 
 
 def test_proselflc_with_scheme_uses_core():

@@ -304,10 +304,10 @@ def test_ranking_losses_use_ref_emb():
 
 
 def test_metric_loss_registry_names_the_config_choices():
-    from reid.losses import METRIC_LOSSES, BatchHardTripletLoss, InstanceCrossEntropyLoss, RankedListLoss
+    from reid.losses import METRIC_LOSSES, BatchHardTripletLoss, InstanceCrossEntropyLoss, OSMCAALoss, RankedListLoss
 
     assert dict(METRIC_LOSSES) == {"triplet": BatchHardTripletLoss, "rll": RankedListLoss,
-                                   "ice": InstanceCrossEntropyLoss}
+                                   "ice": InstanceCrossEntropyLoss, "osm_caa": OSMCAALoss}
     assert METRIC_LOSSES["triplet"](margin=0.3).margin == 0.3
     with pytest.raises(ValueError, match=r"loss.metric.name: unknown ranking loss 'tripplet'.*Did you mean 'triplet'"):
         METRIC_LOSSES.check("tripplet", key="loss.metric.name")

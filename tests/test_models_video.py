@@ -162,15 +162,53 @@ def test_id_quality_down_weights_frames_of_another_identity(id_quality_model):
     assert flipped[2] > 0.9
 
 
-def test_id_quality_test_time_proxy_is_classifier_confidence(id_quality_model):
-    model, d = id_quality_model
-    feats = torch.zeros(1, 3, d)
-    feats[0, 0, 1] = 1.0  # confident: identity 1
-    feats[0, 1, 3] = 1.0  # confident: identity 3
-    feats[0, 2, :NUM_CLASSES] = 1.0  # ambiguous: equally close to every identity
-    w = model.aggregate(feats)["frame_weights"][0]
+def test_id_quality_confidence_proxy_is_classifier_confidence():
+    from reid.models.aggregation import IDQualityAggregator
+    agg = IDQualityAggregator(test_identity="confidence")
+    logits = torch.full((1, 3, 5), 0.0)
+    logits[0, 0, 1] = 6.0  # confident: identity 1
+    logits[0, 1, 3] = 6.0  # confident: identity 3
+    # frame 2 ambiguous: all logits equal
+    _, w = agg(torch.randn(1, 3, 4), torch.ones(1, 3, dtype=torch.bool), frame_logits=logits)
+    w = w[0]
     assert w[2] < w[0] and w[2] < w[1]
     torch.testing.assert_close(w[0], w[1])
+
+
+def _toy_tracklet():
+    """The issue's toy example: three frames of the tracklet's identity (class 0) at p = 0.65 and
+    one outlier confidently classified as another identity (class 1)."""
+    clean = torch.tensor([0.65, 0.15, 0.10, 0.10], dtype=torch.float64)
+    outlier = torch.tensor([0.0078, 0.9750, 0.0086, 0.0086], dtype=torch.float64)
+    logits = torch.stack([clean, clean, clean, outlier]).log()[None]  # [1, 4, 4]
+    return logits, torch.ones(1, 4, dtype=torch.bool), torch.randn(1, 4, 3, dtype=torch.float64)
+
+
+def test_id_quality_test_time_down_weights_the_frame_that_disagrees_with_the_tracklet():
+    # issue 10, fix 3: the old proxy (max probability) gave the outlier the largest weight.
+    from reid.models.aggregation import IDQualityAggregator
+    logits, mask, feats = _toy_tracklet()
+    agg = IDQualityAggregator()
+    _, train_w = agg(feats, mask, frame_logits=logits, labels=torch.tensor([0]))
+    torch.testing.assert_close(train_w[0], torch.tensor([0.3321, 0.3321, 0.3321, 0.0040], dtype=torch.float64),
+                               atol=1e-3, rtol=0)
+    _, test_w = agg(feats, mask, frame_logits=logits)  # consensus identity, the default
+    torch.testing.assert_close(test_w, train_w)  # the consensus here is the label
+    assert test_w[0, 3] < 0.02 * test_w[0, 0]
+    assert agg.last_stats["identity"] == "consensus"
+    torch.testing.assert_close(agg.last_stats["p"][0], logits[0].exp()[:, 0])
+    _, old_w = IDQualityAggregator(test_identity="confidence")(feats, mask, frame_logits=logits)
+    torch.testing.assert_close(old_w[0], torch.tensor([0.222, 0.222, 0.222, 0.333], dtype=torch.float64),
+                               atol=2e-3, rtol=0)
+
+
+def test_id_quality_padding_gets_zero_weight_at_test_time():
+    from reid.models.aggregation import IDQualityAggregator
+    logits, mask, feats = _toy_tracklet()
+    mask = mask.clone()
+    mask[0, 1] = False
+    _, w = IDQualityAggregator()(feats, mask, frame_logits=logits)
+    assert w[0, 1] == 0 and torch.isclose(w.sum(), torch.tensor(1.0, dtype=torch.float64))
 
 
 def test_id_quality_rejects_test_labels(id_quality_model):

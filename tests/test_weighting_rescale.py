@@ -81,7 +81,7 @@ def test_equals_autograd_of_surrogate_with_frozen_coefficients(name, params):
 
 def test_cce_with_n_normalisation_is_exactly_cross_entropy():
     logits, labels = _batch(n=9, c=5, seed=3)
-    for eps in (0.0, 0.2):
+    for eps in (0.0,):  # with smoothing the magnitude stays CCE's weight (see the smoothing tests)
         grad, out = _grad(logits, labels, "cce", normalize="n", label_smoothing=eps)
         z = logits.clone().requires_grad_(True)
         ref = F.cross_entropy(z, labels, label_smoothing=eps)
@@ -91,18 +91,39 @@ def test_cce_with_n_normalisation_is_exactly_cross_entropy():
 
 
 @pytest.mark.parametrize("name,params", SCHEMES, ids=IDS)
-def test_label_smoothing_direction_toward_smoothed_target(name, params):
+@pytest.mark.parametrize("normalize", ["sum", "n"])
+def test_label_smoothing_direction_toward_smoothed_target_magnitude_is_the_weight(name, params, normalize):
+    # issue 10, fix 2: g_i = (w_i / Z) (p_i - q~_i) / ||p_i - q~_i||_1, naive reference
     logits, labels = _batch(n=6, c=5, seed=4, scale=1.0)
     eps = 0.1
-    grad, _ = _grad(logits, labels, name, label_smoothing=eps, **params)
+    grad, out = _grad(logits, labels, name, normalize=normalize, label_smoothing=eps, **params)
     p = logits.softmax(1)
     q = F.one_hot(labels, 5).double()
-    q_smooth = (1 - eps) * q + eps / 5
-    p_true = (p * q).sum(1)
-    w = get_scheme(name, **params).w(p_true)
-    c = w / (2 * (1 - p_true)) / w.sum()  # cap 1/eps does not bind at these moderate logits
-    assert torch.all(c < 1 / eps)
-    torch.testing.assert_close(grad, c[:, None] * (p - q_smooth), rtol=1e-6, atol=1e-10)
+    direction = p - ((1 - eps) * q + eps / 5)
+    w = get_scheme(name, **params).w((p * q).sum(1))
+    wz = w / w.sum() if normalize == "sum" else w / len(w)
+    ref = (wz / direction.abs().sum(1))[:, None] * direction
+    torch.testing.assert_close(grad, ref, rtol=1e-6, atol=1e-12)
+    torch.testing.assert_close(grad.abs().sum(1), wz, rtol=1e-6, atol=1e-12)
+    # value: the smoothed CE with the coefficients frozen
+    ce_s = F.cross_entropy(logits, labels, label_smoothing=eps, reduction="none")
+    torch.testing.assert_close(out.loss, (wz / direction.abs().sum(1) * ce_s).sum(), rtol=1e-8, atol=1e-12)
+
+
+def test_label_smoothing_keeps_fitted_examples_to_their_weight_share():
+    # the issue's measurement: IMAE, eps = 0.1, 625 classes, 8 fitted examples of 64. With the
+    # old composition (coefficient s_i / Z capped at 1/eps) they took 95 % of the batch's gradient.
+    g = torch.Generator().manual_seed(0)
+    n, c = 64, 625
+    logits = torch.randn(n, c, generator=g, dtype=torch.float64)
+    labels = torch.randint(0, c, (n,), generator=g)
+    logits[:8, :] = 0.0
+    logits[torch.arange(8), labels[:8]] = 30.0  # p ~ 1
+    grad, out = _grad(logits, labels, "imae", label_smoothing=0.1)
+    share = grad[:8].abs().sum() / grad.abs().sum()
+    w = out.weights.w
+    torch.testing.assert_close(share, w[:8].sum() / w.sum(), rtol=1e-6, atol=1e-12)
+    assert float(share) < 0.2
 
 
 EXTREME = torch.tensor([

@@ -4,7 +4,7 @@ Classification (logits): :class:`WeightedCrossEntropyLoss`, :class:`ProSelfLCLos
 :class:`LabelSmoothingLoss`, :class:`ConfidencePenaltyLoss`, :class:`SoftBootstrappingLoss`.
 Embedding-level, pytorch-metric-learning ``BaseMetricLossFunction`` subclasses:
 :class:`LinearClassifierLoss`, :class:`CosineClassifierLoss`, :class:`RankedListLoss`,
-:class:`InstanceCrossEntropyLoss`, :class:`BatchHardTripletLoss`; :class:`CrossBatchMemory`
+:class:`InstanceCrossEntropyLoss`, :class:`BatchHardTripletLoss`, :class:`OSMCAALoss`; :class:`CrossBatchMemory`
 accepts the ranking ones. Every loss sets ``last_stats`` after each forward.
 
 Registries (:class:`reid.registry.Registry`):
@@ -27,6 +27,7 @@ from torch import nn
 from reid.losses.classifier_heads import CosineClassifierLoss, LinearClassifierLoss
 from reid.losses.instance_ce import InstanceCrossEntropyLoss
 from reid.losses.memory import CrossBatchMemory
+from reid.losses.osm_caa import OSMCAALoss
 from reid.losses.proselflc import ConfidencePenaltyLoss, LabelSmoothingLoss, ProSelfLCLoss, SoftBootstrappingLoss
 from reid.losses.ranked_list import RankedListLoss
 from reid.losses.triplet import BatchHardTripletLoss
@@ -45,6 +46,7 @@ for _name, _cls in (
     ("ranked_list", RankedListLoss),
     ("instance_ce", InstanceCrossEntropyLoss),
     ("batch_hard_triplet", BatchHardTripletLoss),
+    ("osm_caa", OSMCAALoss),
 ):
     LOSSES.register(_name, _cls)
 del _name, _cls
@@ -98,9 +100,11 @@ METRIC_LOSSES: Registry[type[nn.Module]] = Registry("ranking loss")
 METRIC_LOSSES.register("triplet", BatchHardTripletLoss)
 METRIC_LOSSES.register("rll", RankedListLoss)
 METRIC_LOSSES.register("ice", InstanceCrossEntropyLoss)
+# needs the identity logits (``needs_logits``): the training loop passes ``logits=`` to such a loss.
+METRIC_LOSSES.register("osm_caa", OSMCAALoss)
 
 
 __all__ = ["LOSSES", "ID_LOSSES", "METRIC_LOSSES", "build_loss", "WeightedCrossEntropyLoss", "ProSelfLCLoss",
            "LabelSmoothingLoss", "ConfidencePenaltyLoss", "SoftBootstrappingLoss", "LinearClassifierLoss",
            "CosineClassifierLoss", "RankedListLoss", "InstanceCrossEntropyLoss", "BatchHardTripletLoss",
-           "CrossBatchMemory"]
+           "CrossBatchMemory", "OSMCAALoss"]

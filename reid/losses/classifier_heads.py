@@ -24,14 +24,24 @@ import torch.nn.functional as F
 from pytorch_metric_learning.losses import BaseMetricLossFunction
 from pytorch_metric_learning.utils import common_functions as c_f
 
+from reid.errors import UserError
 from reid.losses._common import make_stats, split_pml_kwargs
 from reid.models.heads import CosineClassifier, LinearClassifier
 from reid.weighting import NORMALIZATIONS, get_scheme, weighted_cross_entropy
 
 
+class HeadArgumentError(UserError, ValueError):
+    """A bad argument to a classification head."""
+
+
 class _WeightedHead(BaseMetricLossFunction):
     def __init__(self, embedding_size: int, num_classes: int, scheme, normalize: str,
                  label_smoothing: float, params: dict) -> None:
+        if "distance" in params:
+            raise HeadArgumentError(
+                f"{type(self).__name__}: distance= is not used by a classification head (its logits come from "
+                "its own classifier, not from pairwise distances); remove it, or use a ranking loss "
+                "(RankedListLoss, InstanceCrossEntropyLoss, BatchHardTripletLoss) for a distance")
         pml_kwargs, scheme_params = split_pml_kwargs(params)
         super().__init__(**pml_kwargs)
         if embedding_size < 1 or num_classes < 2:

@@ -2,8 +2,10 @@
 confidence penalty, soft bootstrapping). All are plain ``nn.Module``s called ``loss(logits,
 labels)`` that return the batch mean and set ``last_stats``.
 
-For logging, ``w`` in ``last_stats`` is what docs/methods.md §1 calls an example's weight: the L1
-norm of its logit gradient (before the 1/N of the mean), computed in closed form.
+All four are the cross entropy against a revised target ``a q + b p + c u`` and go through the
+core's :func:`reid.weighting.revised_target_cross_entropy`, which also returns ``w``, what
+docs/methods.md §1 calls an example's weight: the L1 norm of its logit gradient (before the 1/N
+of the mean), in closed form, so ``last_stats["p"]`` / ``["w"]`` give each loss's emphasis density.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reid.losses._common import make_stats
-from reid.weighting import WeightScheme, get_scheme, weighted_cross_entropy
+from reid.weighting import WeightScheme, get_scheme, revised_target_cross_entropy, weighted_cross_entropy
 
 
 def _compute(logits: torch.Tensor) -> torch.Tensor:
@@ -40,8 +42,9 @@ class ProSelfLCLoss(nn.Module):
 
     ``detach_target=True`` (default, the later release's "cross entropy" mode): ``q~`` is a
     constant, so the logit gradient is ``p - q~ = (1 - eps_i) (p_i - q_i)``: CCE's direction
-    with magnitude ``2 (1 - eps_i)(1 - p_i)``. ``detach_target=False`` lets the gradient flow
-    through ``p`` and ``eps`` in the target.
+    with magnitude ``2 (1 - eps_i)(1 - p_i)``. ``detach_target=False`` (the "relative entropy"
+    mode) lets the gradient flow through ``p`` inside the target only: ``eps_i`` is computed
+    without gradient in both modes, as in both released implementations.
 
     ``scheme`` (optional, needs ``detach_target=True``): combine with example weighting, i.e.
     gradient ``(1 - eps_i) w(p_i) / (2 (1 - p_i)) (p_i - q_i) / Z`` through the core
@@ -96,27 +99,18 @@ class ProSelfLCLoss(nn.Module):
         _check(logits, labels, "ProSelfLCLoss")
         if logits.shape[1] != self.num_classes:
             raise ValueError(f"ProSelfLCLoss: built for {self.num_classes} classes, logits have {logits.shape[1]}")
-        log_probs = F.log_softmax(_compute(logits), dim=1)
-        probs = log_probs.exp()
-        entropy = -(probs * log_probs).sum(dim=1)
         g = self.global_trust()
-        local = 1.0 - entropy / math.log(self.num_classes)
-        eps = g * local
-        onehot = F.one_hot(labels, self.num_classes).to(probs.dtype)
-        p_true = probs.gather(1, labels[:, None]).squeeze(1)
+        with torch.no_grad():  # eps without gradient, in both modes (the released code's)
+            log_probs = F.log_softmax(_compute(logits.detach()), dim=1)
+            entropy = -(log_probs.exp() * log_probs).sum(dim=1)
+            eps = g * (1.0 - entropy / math.log(self.num_classes))
         if self.scheme is not None:
-            out = weighted_cross_entropy(logits, labels, self.scheme, self.normalize,
-                                         example_factor=(1.0 - eps).detach())
-            loss = out.loss
-            w = out.weights.w
+            out = weighted_cross_entropy(logits, labels, self.scheme, self.normalize, example_factor=1.0 - eps)
+            weights = out.weights  # not `out`: it holds the graph
+            loss, p_true, w = out.loss, lambda: weights.p, lambda: weights.w
         else:
-            if self.detach_target:
-                target = ((1.0 - eps[:, None]) * onehot + eps[:, None] * probs).detach()
-            else:
-                target = (1.0 - eps[:, None]) * onehot + eps[:, None] * probs
-            loss = -(target * log_probs).sum(dim=1).mean()
-            # detached target: |grad|_1 = (1 - eps) * 2 (1 - p); otherwise not closed-form.
-            w = (1.0 - eps) * 2.0 * (1.0 - p_true) if self.detach_target else None
+            out = revised_target_cross_entropy(logits, labels, a=1.0 - eps, b=eps, through_p=not self.detach_target)
+            loss, p_true, w = out.loss.mean(), out.p, out.w
         self.last_stats = make_stats(p_true, w, loss=float(loss.detach()), global_trust=g,
                                      eps_mean=float(eps.detach().mean()))
         self.last_stats["eps"] = eps.detach()
@@ -136,12 +130,9 @@ class LabelSmoothingLoss(nn.Module):
 
     def forward(self, logits, labels):
         _check(logits, labels, "LabelSmoothingLoss")
-        loss = F.cross_entropy(_compute(logits), labels, label_smoothing=self.eps)
-        with torch.no_grad():
-            probs = _compute(logits).softmax(dim=1)
-            target = (1 - self.eps) * F.one_hot(labels, logits.shape[1]) + self.eps / logits.shape[1]
-            w = (probs - target).abs().sum(dim=1)
-        self.last_stats = make_stats(probs.gather(1, labels[:, None]).squeeze(1), w, loss=float(loss.detach()))
+        out = revised_target_cross_entropy(logits, labels, a=1.0 - self.eps, c=self.eps)
+        loss = out.loss.mean()
+        self.last_stats = make_stats(out.p, out.w, loss=float(loss.detach()))
         return loss
 
 
@@ -158,17 +149,10 @@ class ConfidencePenaltyLoss(nn.Module):
 
     def forward(self, logits, labels):
         _check(logits, labels, "ConfidencePenaltyLoss")
-        log_probs = F.log_softmax(_compute(logits), dim=1)
-        probs = log_probs.exp()
-        entropy = -(probs * log_probs).sum(dim=1)
-        ce = F.nll_loss(log_probs, labels, reduction="none")
-        loss = (ce - self.beta * entropy).mean()
-        with torch.no_grad():
-            onehot = F.one_hot(labels, logits.shape[1])
-            grad = probs - onehot + self.beta * probs * (log_probs + entropy[:, None])
-            w = grad.abs().sum(dim=1)
-        self.last_stats = make_stats(probs.gather(1, labels[:, None]).squeeze(1).detach(), w,
-                                     loss=float(loss.detach()), entropy_mean=float(entropy.detach().mean()))
+        out = revised_target_cross_entropy(logits, labels, a=1.0, b=-self.beta, through_p=True)
+        loss = out.loss.mean()
+        self.last_stats = make_stats(out.p, out.w, loss=float(loss.detach()),
+                                     entropy_mean=float(out.entropy.mean()))
         return loss
 
 
@@ -188,13 +172,8 @@ class SoftBootstrappingLoss(nn.Module):
 
     def forward(self, logits, labels):
         _check(logits, labels, "SoftBootstrappingLoss")
-        log_probs = F.log_softmax(_compute(logits), dim=1)
-        probs = log_probs.exp()
-        target = self.beta * F.one_hot(labels, logits.shape[1]).to(probs.dtype) + (1 - self.beta) * probs
-        if self.detach_target:
-            target = target.detach()
-        loss = -(target * log_probs).sum(dim=1).mean()
-        p_true = probs.gather(1, labels[:, None]).squeeze(1)
-        w = 2 * self.beta * (1 - p_true) if self.detach_target else None
-        self.last_stats = make_stats(p_true, w, loss=float(loss.detach()))
+        out = revised_target_cross_entropy(logits, labels, a=self.beta, b=1.0 - self.beta,
+                                           through_p=not self.detach_target)
+        loss = out.loss.mean()
+        self.last_stats = make_stats(out.p, out.w, loss=float(loss.detach()))
         return loss

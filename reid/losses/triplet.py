@@ -13,6 +13,7 @@ from pytorch_metric_learning.utils import common_functions as c_f
 
 from reid.losses._common import make_stats, pair_masks, split_pml_kwargs
 from reid.weighting import example_weights, get_scheme, weighted_cross_entropy
+from reid.weighting.pairs import triplet_log_probs
 
 
 class BatchHardTripletLoss(BaseMetricLossFunction):
@@ -23,7 +24,7 @@ class BatchHardTripletLoss(BaseMetricLossFunction):
     ``distance=LpDistance()`` for normalised embeddings.
 
     Anchor weighting (``scheme`` not None): ``p_i = softmax([-d_ap, -d_an])_0
-    = sigmoid(d_an - d_ap)``, the probability the anchor matches its hardest positive rather
+    = sigmoid(d_an - d_ap)`` (:func:`reid.weighting.pairs.triplet_log_probs`), the probability the anchor matches its hardest positive rather
     than its hardest negative. The soft-margin loss is exactly the cross entropy ``-log p_i`` of
     that two-way choice, so with ``soft_margin=True`` the scheme acts through
     :func:`reid.weighting.weighted_cross_entropy` on the logits ``[-d_ap, -d_an]`` (DM gradient
@@ -74,8 +75,10 @@ class BatchHardTripletLoss(BaseMetricLossFunction):
             return self.zero_losses()
         gap = d_ap - d_an
         hinge = F.softplus(gap) if self.soft_margin else (gap + self.margin).clamp_min(0)
-        with torch.no_grad():
-            p = torch.sigmoid(-gap.detach().double()).to(gap.dtype)
+        gap_detached = gap.detach()
+
+        def p():
+            return torch.sigmoid(-gap_detached.double()).to(gap_detached.dtype)
         w = None
         if self.scheme is None:
             losses = hinge
@@ -85,8 +88,8 @@ class BatchHardTripletLoss(BaseMetricLossFunction):
                                          self.normalize, reduction="none")
             losses, w = out.loss * len(d_ap), out.weights.w
         else:
-            g = gap.detach()
-            ew = example_weights(None, self.scheme, self.normalize, log_p=-F.softplus(g), log1m_p=-F.softplus(-g))
+            log_p, log1m_p = triplet_log_probs(gap)  # the core's pair probability p = sigmoid(d_an - d_ap)
+            ew = example_weights(None, self.scheme, self.normalize, log_p=log_p, log1m_p=log1m_p)
             losses, w = hinge * ew.normalized * len(d_ap), ew.w
         self.last_stats = make_stats(p, w, loss=float(losses.detach().mean()),
                                      active_fraction=float((gap.detach() + self.margin > 0).double().mean()))

@@ -5,8 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from reid.errors import UserError
 from reid.losses._common import make_stats
 from reid.weighting import NORMALIZATIONS, WeightScheme, get_scheme, weighted_cross_entropy
+
+
+class WeightedLossArgumentError(UserError, ValueError):
+    """A bad argument to a weighted classification loss."""
 
 
 class WeightedCrossEntropyLoss(nn.Module):
@@ -26,8 +31,22 @@ class WeightedCrossEntropyLoss(nn.Module):
             :func:`reid.weighting.weighted_cross_entropy` for the cap that keeps it finite).
         reduction: ``"sum"`` (default: the normalised sum, a scalar - the DM loss) or ``"none"``
             (per-example terms summing to that scalar, each carrying its own gradient).
+        reducer: a PML reducer (``pytorch_metric_learning.reducers``); default ``None``: the
+            core's normalised sum above. With a reducer the loss follows PML's contract: the
+            reducer sees each example's own loss, the (smoothed) cross entropy ``CE_i``, as an
+            ``"element"`` loss, so thresholds and non-zero counts mean what they mean in PML;
+            each ``CE_i`` carries the DM gradient ``N c_i grad CE_i`` (``N`` the batch size).
+            ``MeanReducer`` / ``AvgNonZeroReducer``: the core's gradient exactly, value the mean
+            CE; ``ThresholdReducer(low, high)``: only the examples whose ``CE_i`` passes, each with
+            ``N / k`` times its DM gradient (``k`` kept), ``Z`` still over the whole batch.
         **scheme_params: the scheme's parameters, e.g. ``T=8.0`` for imae, ``lam=0.5, beta=8.0``
-            for dm.
+            for dm. ``distance=`` / ``embedding_regularizer=`` are rejected (a classification loss
+            on logits has neither).
+
+    Called as ``loss(logits, labels)``, or with PML's ``loss(embeddings, labels, indices_tuple,
+    ref_emb, ref_labels)``, so it runs inside ``pytorch_metric_learning.losses.MultipleLosses``
+    with miners: ``indices_tuple`` is ignored (every labelled example is used and the weighting
+    core, not a miner, sets each one's influence); ``ref_emb`` raises.
 
     Forward value: ``sum_i c_i CE_i`` with ``c_i = w_i / (2 (1 - p_i) Z)`` treated as constants
     (for cce/normalize="n": the mean cross entropy). Computed in float32 even under autocast and
@@ -43,9 +62,18 @@ class WeightedCrossEntropyLoss(nn.Module):
     """
 
     def __init__(self, scheme="imae", normalize: str = "sum", label_smoothing: float = 0.0,
-                 reduction: str = "sum", **scheme_params: float) -> None:
+                 reduction: str = "sum", reducer=None, **scheme_params: float) -> None:
         super().__init__()
+        for key in ("distance", "embedding_regularizer", "embedding_reg_weight"):
+            if key in scheme_params:
+                raise WeightedLossArgumentError(
+                    f"WeightedCrossEntropyLoss: {key}= is not meaningful for a loss on logits (no distance, "
+                    "no embeddings); remove it (use CosineClassifierLoss for a loss on embeddings)")
         self.scheme = get_scheme(scheme, **scheme_params)
+        if reducer is not None and reduction != "sum":
+            raise WeightedLossArgumentError("WeightedCrossEntropyLoss: reducer= needs reduction='sum' "
+                                            "(the reducer does the reduction)")
+        self.reducer = reducer
         if normalize not in NORMALIZATIONS:
             raise ValueError(f"WeightedCrossEntropyLoss: normalize={normalize!r}; valid: 'sum', 'n'")
         if reduction not in ("sum", "none"):
@@ -62,9 +90,14 @@ class WeightedCrossEntropyLoss(nn.Module):
         """The scheme whose ``w(p)`` is each example's weight (every identity loss has one)."""
         return self.scheme
 
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor, example_factor: torch.Tensor | None = None):
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor, indices_tuple=None, ref_emb=None, ref_labels=None,
+                example_factor: torch.Tensor | None = None):
+        if ref_emb is not None or ref_labels is not None:
+            raise WeightedLossArgumentError("WeightedCrossEntropyLoss: ref_emb/ref_labels are not supported "
+                                            "(a classification loss has no reference set)")
+        reduction = "none" if self.reducer is not None else self.reduction
         out = weighted_cross_entropy(logits, labels, self.scheme, self.normalize, self.label_smoothing,
-                                     reduction=self.reduction, example_factor=example_factor)
+                                     reduction=reduction, example_factor=example_factor)
         # p, w, coefficients and the float summaries (p_mean, w_var, loss, ...) are computed when
         # first read: most steps never read them, and they cost a third of this loss's time.
         weights = out.weights
@@ -72,7 +105,22 @@ class WeightedCrossEntropyLoss(nn.Module):
         stats.set_lazy("coefficients", out.coefficients_getter())
         stats["normalized_w"] = weights.normalized
         self.last_stats = stats
+        if self.reducer is not None:
+            return self._reduce(out, logits, labels)
         return out.loss
+
+    def _reduce(self, out, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """PML reduction (see the class docstring): value ``CE_i``, gradient ``N c_i grad CE_i``."""
+        lp = out.log_probs
+        with torch.no_grad():
+            ce = -lp.log_p
+            if self.label_smoothing > 0:
+                ce = (1 - self.label_smoothing) * ce + self.label_smoothing * (lp.lse - lp.logits.mean(dim=1))
+        scaled = out.loss * logits.shape[0]
+        per_example = ce.to(scaled.dtype) + (scaled - scaled.detach())
+        loss_dict = {"loss": {"losses": per_example, "indices": torch.arange(len(per_example), device=logits.device),
+                              "reduction_type": "element"}}
+        return self.reducer(loss_dict, logits, labels)
 
     @torch.no_grad()
     def coefficients(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -15,14 +15,18 @@ Aggregators (``model.aggregation``):
   ``f = sum_t a_t f_t`` (quality-aware set pooling; Liu et al., "Quality Aware Network for Set to
   Set Recognition", CVPR 2017). Trained end-to-end through the pooled feature.
 * ``id_quality``: ID-aware quality (docs/methods.md §4, the IAQ/OSM pipeline of Wang et al.):
-  the identity classifier is run on each frame's BN feature, ``q_t = p(y | frame t)`` with ``y``
-  the tracklet's training label, detached (no gradient through the weights), normalised over the
-  valid frames, ``a_t = q_t / sum_{s in V} q_s``, ``f = sum_t a_t f_t``. Frames the classifier does
-  not recognise as the tracklet's identity (blur, occlusion, truncation, another person) are
-  down-weighted. At test time identities are unseen, so the documented proxy is the classifier's
-  confidence ``q_t = max_c p(c | frame t)``: frames that look like *some* known identity are
-  trusted more than ambiguous ones. The normalisation is done in log space
-  (``a = softmax_{t in V}(log q_t)``) so tiny probabilities never underflow to 0/0.
+  frame weights are example weights at frame level, computed by the weighting core
+  (:func:`reid.weighting.frames.frame_weights`, docs/weighting.md §4): the identity classifier is
+  run on each frame's BN feature, ``q_t = p(y | frame t)`` with ``y`` the tracklet's training label,
+  detached (no gradient through the weights), normalised over the valid frames,
+  ``a_t = q_t / sum_{s in V} q_s``, ``f = sum_t a_t f_t``. Frames the classifier does not recognise
+  as the tracklet's identity (blur, occlusion, truncation, another person) are down-weighted. At
+  test time identities are unseen: ``y`` is replaced by the tracklet's consensus identity
+  ``y^ = argmax_c mean_{s in V} p(c | frame s)`` (``test_identity="consensus"``, default), so a
+  frame that disagrees with the rest of the tracklet is down-weighted however confidently it is
+  classified; ``test_identity="confidence"`` (``q_t = max_c p(c | frame t)``) is the earlier proxy,
+  which gives a confidently misclassified outlier the *largest* weight. The last call's per-frame
+  ``p`` and unnormalised ``w`` are kept in ``last_stats`` for logging (clean vs outlier frames).
 * ``attention``: temporal self-attention then attention pooling. Per head h (H heads, the D
   channels split in H groups), ``A_h = softmax_{s in V}(<W_q^h LN(f_t), W_k^h LN(f_s)> / sqrt(d_k))``
   and the refined frame feature is ``g_t^h = sum_s A_h[t, s] f_s^h`` (identity values: every
@@ -36,10 +40,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from reid.registry import Registry
+from reid.weighting.frames import frame_weights
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -100,28 +104,36 @@ class QualityAggregator(Aggregator):
 
 
 class IDQualityAggregator(Aggregator):
-    """ID-aware quality: weights from the classifier's (detached) frame-level probabilities."""
+    """ID-aware quality: frame weights from the core, on the classifier's (detached) frame-level
+    probabilities of the tracklet's label (training) or consensus identity (test time)."""
 
     needs_frame_logits = True
+
+    def __init__(self, test_identity: str = "consensus") -> None:
+        super().__init__()
+        if test_identity not in ("consensus", "confidence"):
+            raise ValueError(f"id_quality: test_identity={test_identity!r}; valid: 'consensus', 'confidence'")
+        self.test_identity = test_identity
+        self.last_stats: dict = {}
 
     def forward(self, frame_feats, mask, frame_logits=None, labels=None):
         if frame_logits is None:
             raise ValueError("id_quality aggregation needs frame_logits [B, T, C] (the model computes them)")
-        log_p = F.log_softmax(frame_logits.detach().float(), dim=-1)  # [B, T, C]
+        n_classes = frame_logits.shape[-1]
         if labels is not None:
-            labels = torch.as_tensor(labels, device=log_p.device).long()
-            if labels.shape != (log_p.shape[0],):
-                raise ValueError(f"labels must have shape [B]={log_p.shape[0]}, got {tuple(labels.shape)}")
-            if labels.min() < 0 or labels.max() >= log_p.shape[-1]:
+            labels = torch.as_tensor(labels, device=frame_logits.device).long()
+            if labels.shape != (frame_logits.shape[0],):
+                raise ValueError(f"labels must have shape [B]={frame_logits.shape[0]}, got {tuple(labels.shape)}")
+            if labels.min() < 0 or labels.max() >= n_classes:
                 raise ValueError(
-                    f"labels must be training labels in [0, {log_p.shape[-1]}); got range "
+                    f"labels must be training labels in [0, {n_classes}); got range "
                     f"[{int(labels.min())}, {int(labels.max())}] (query/gallery tracklets have label -1: "
                     "call without labels at test time)"
                 )
-            log_q = log_p.gather(-1, labels[:, None, None].expand(-1, log_p.shape[1], 1)).squeeze(-1)
-        else:
-            log_q = log_p.max(dim=-1).values  # test-time proxy: classifier confidence
-        weights = masked_softmax(log_q, mask).to(frame_feats.dtype)
+        identity = "label" if labels is not None else self.test_identity
+        p, w, weights = frame_weights(frame_logits, mask, identity, labels)
+        self.last_stats = {"p": p, "w": w, "identity": identity}
+        weights = weights.to(frame_feats.dtype)
         return weighted_sum(frame_feats, weights), weights
 
 

@@ -7,6 +7,8 @@
   :data:`NORMALIZATIONS`: ``sum`` | ``n``), DM coefficients, pair weights for ranking losses;
 * :mod:`reid.weighting.rescale` - Derivative-Manipulation gradient rescaling of cross entropy
   (:func:`weighted_cross_entropy`);
+* :mod:`reid.weighting.targets` - cross entropy against a revised target (ProSelfLC, label
+  smoothing, confidence penalty, bootstrapping) with its per-example weight;
 * :mod:`reid.weighting.diagnostics` - emphasis mode / variance, per-batch summaries for logging.
 """
 
@@ -22,6 +24,7 @@ from reid.weighting.example_weights import (
 )
 from reid.weighting.log_probs import StableLogProbs, stable_log_probs
 from reid.weighting.rescale import WeightedCE, weighted_cross_entropy
+from reid.weighting.targets import RevisedTargetCE, revised_target_cross_entropy
 from reid.weighting.schemes import SCHEMES, WeightScheme, describe_schemes, get_scheme
 
 __all__ = [
@@ -29,5 +32,5 @@ __all__ = [
     "NORMALIZATIONS", "NORMALIZE_CHOICES", "ExampleWeights", "StableLogProbs", "WeightedCE", "example_weights",
     "normalized_pair_weights", "rescale_coefficients", "stable_log_probs", "weighted_cross_entropy",
     "weights_from_log_probs",
-    "batch_summary", "emphasis_mode", "emphasis_variance",
+    "batch_summary", "emphasis_mode", "emphasis_variance", "RevisedTargetCE", "revised_target_cross_entropy",
 ]

@@ -17,8 +17,8 @@ allows it.
 name              w(p)                                   parameters           mode argmax w
 ================  =====================================  ===================  =============
 ``cce``           ``2 (1 - p)``                          -                    0
-``mae``           ``2 p (1 - p)`` (code scale)           -                    1/2
-``mse``           ``4 p (1 - p)^2``                      -                    1/3
+``mae``           ``2 p (1 - p)`` (DM code scale)        -                    1/2
+``mse``           ``4 p (1 - p)^2`` (L = (1 - p_y)^2)    -                    1/3
 ``gce``           ``2 p^q (1 - p)``                      ``q=0.7``            q / (q + 1)
 ``imae``          ``exp(T p (1 - p))``                   ``T=8.0``            1/2
 ``dm``            ``exp(beta p^lam (1 - p))``            ``lam, beta``        lam / (lam + 1)
@@ -27,10 +27,13 @@ name              w(p)                                   parameters           mo
 ``beta``          ``p^(alpha-1) (1 - p)^(eta-1)``        ``alpha, eta``       see below
 ================  =====================================  ===================  =============
 
-MAE's scale: the IMAE paper writes MAE as ``2 (1 - p)`` with weight ``4 p (1 - p)``; we follow the
-released code, ``L = 1 - p`` and ``w = 2 p (1 - p)``. The scale cancels under batch-sum
-normalisation but changes the emphasis variance by a factor 4 (0.0222 instead of 0.0889 for p
-uniform on [0, 1]).
+MAE's scale: the IMAE paper and the released ProSelfLC code write MAE as ``2 (1 - p)`` (weight
+``4 p (1 - p)``); the released DM code uses ``L = 1 - p``, which we follow: ``w = 2 p (1 - p)``.
+The scale cancels under batch-sum normalisation but changes the emphasis variance by a factor 4
+(0.0222 instead of 0.0889 for p uniform on [0, 1]).
+
+MSE is the slides' definition on the labelled class only, ``L = (1 - p_y)^2`` (not the full-vector
+``||p - q||_2^2``, whose gradient does not point along cross entropy's direction).
 """
 
 from __future__ import annotations
@@ -140,9 +143,10 @@ class CCE(WeightScheme):
 
 @SCHEMES.register("mae")
 class MAE(WeightScheme):
-    """Mean absolute error at the released code's scale, ``L = 1 - p``:
-    ``w(p) = 2 p (1 - p)``, ``s(p) = p``; mode 1/2. (The IMAE paper's ``L = 2 (1 - p)`` gives
-    ``4 p (1 - p)``; the scale cancels after batch-sum normalisation.)"""
+    """Mean absolute error at the released DM code's scale, ``L = 1 - p``:
+    ``w(p) = 2 p (1 - p)``, ``s(p) = p``; mode 1/2. (The IMAE paper and the released ProSelfLC
+    code use ``L = 2 (1 - p)``, ``w = 4 p (1 - p)``; the scale cancels after batch-sum
+    normalisation.)"""
 
     name = "mae"
     bounded_scale = True
@@ -159,7 +163,8 @@ class MAE(WeightScheme):
 
 @SCHEMES.register("mse")
 class MSE(WeightScheme):
-    """Mean squared error on the labelled class, ``L = (1 - p)^2``:
+    """Squared error on the labelled class, ``L = (1 - p_y)^2`` (the slides' definition, not the
+    full-vector MSE ``||p - q||^2``):
     ``w(p) = 4 p (1 - p)^2``, ``s(p) = 2 p (1 - p)``; mode 1/3."""
 
     name = "mse"
