@@ -120,6 +120,15 @@ def test_pk_rejects_bad_input():
         PKSampler([0, 1], 1, 1, rank=2, world_size=2)
 
 
+def test_p_larger_than_the_identities_is_a_user_error_naming_data_p():
+    from reid.data.sampling import SamplerError
+    from reid.errors import UserError
+
+    with pytest.raises(SamplerError, match=r"data\.p") as info:
+        PKSampler([0, 1, 2], p=4, k=2)
+    assert isinstance(info.value, UserError) and isinstance(info.value, ValueError)
+
+
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("mode", ["random_chunk", "evenly", "restricted_random"])
 @pytest.mark.parametrize("stride", [1, 3])

@@ -144,3 +144,90 @@ def test_lr_schedule_warmup_step_cosine():
     assert lr_factor(0.0, cos, 10) == pytest.approx(1.0)
     assert lr_factor(5.0, cos, 10) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi / 2)))
     assert lr_factor(10.0, cos, 10) == pytest.approx(0.1)
+
+
+# -- strict types, YAML 1.2, defaults, run-folder names (issue 13) --------------------------------
+
+
+@pytest.mark.parametrize("override, key", [
+    ("train.epochs=true", "train.epochs"),       # was silently 1
+    ("data.p=yes", "data.p"),                    # YAML 1.1 'yes' -> True -> 1
+    ("optim.lr=true", "optim.lr"),               # lax float took True as 1.0
+    ("train.deterministic=yes", "train.deterministic"),  # a string, not a YAML 1.1 boolean
+    ("eval.max_frames=4.5", "eval.max_frames"),
+])
+def test_strict_types_reject_booleans_and_strings(override, key):
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [override])
+    message = str(info.value)
+    assert key in message and "command-line override" in message
+    assert len(message.splitlines()) == 1  # one problem, one line
+
+
+def test_floats_accept_ints_and_tuples_accept_lists():
+    cfg = load_config(None, ["optim.lr=1", "optim.betas=[0.5, 0.9]", "sched.milestones=[4, 6]"])
+    assert cfg.optim.lr == 1.0 and isinstance(cfg.optim.lr, float)
+    assert cfg.optim.betas == (0.5, 0.9)
+
+
+def test_yaml_1_2_numbers_in_files_and_overrides(tmp_path):
+    # PyYAML's YAML 1.1 float rule needs a dot: '3e-1' stayed the string '3e-1' and crashed the loss
+    cfg_file = write(tmp_path / "m.yaml", "loss:\n  metric:\n    params: {margin: 3e-1}\noptim:\n  lr: 1e-3\n")
+    cfg = load_config(cfg_file)
+    assert cfg.loss.metric.params == {"margin": 0.3} and isinstance(cfg.loss.metric.params["margin"], float)
+    assert cfg.optim.lr == 1e-3
+    assert parse_override("loss.id.params.T=8e0") == ("loss.id.params.T", 8.0)
+    assert parse_override("a=010") == ("a", 10)             # YAML 1.2: decimal, not octal 8
+    assert parse_override("a=yes") == ("a", "yes")          # YAML 1.2: a string
+    assert parse_override("a=.inf")[1] == float("inf")
+    assert parse_override("a=2024-01-02") == ("a", "2024-01-02")  # no implicit dates
+
+
+def test_written_config_reads_back_identically_strings_that_look_like_numbers(tmp_path):
+    from reid.engine.config_files import dump_yaml, load_yaml
+
+    data = {"a": "3e-1", "b": "yes", "c": 1e-5, "d": "010", "e": None, "f": float("inf"), "g": "on"}
+    assert load_yaml(dump_yaml(data)) == data
+    cfg = load_config(None, ['loss.metric.params={tag: "3e-1"}'], set_output_dir=False)
+    save_config(cfg, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml", set_output_dir=False).loss.metric.params == {"tag": "3e-1"}
+
+
+def test_duplicate_key_names_file_and_line(tmp_path):
+    cfg = write(tmp_path / "dup.yaml", "optim:\n  lr: 0.1\n  lr: 0.2\n")
+    with pytest.raises(ConfigError, match=r"dup.yaml: line 3.*'lr' given twice.*line 2"):
+        load_config(cfg)
+
+
+def test_non_utf8_config_names_the_file_and_line(tmp_path):
+    cfg = tmp_path / "latin1.yaml"
+    cfg.write_bytes("name: x\noptim:\n  name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as info:  # was a UnicodeDecodeError traceback naming no file
+        load_config(cfg)
+    message = str(info.value)
+    assert str(cfg) in message and "line 3" in message and "UTF-8" in message
+    assert len(message.splitlines()) == 1
+
+
+def test_schema_defaults_are_the_main_jobs():
+    """load_config(None) trains what configs/default.yaml trains (only the run name differs)."""
+    defaults = load_config(None, set_output_dir=False).to_plain()
+    main_job = load_config(REPO_ROOT / "configs" / "default.yaml", set_output_dir=False).to_plain()
+    assert defaults.pop("name") == "run" and main_job.pop("name") == "default"
+    assert defaults == main_job
+
+
+def test_default_run_folders_do_not_collide():
+    """Two runs started in the same second (a backgrounded seed sweep) get different folders."""
+    import re
+    from datetime import datetime
+
+    from reid.engine.config import default_output_dir
+
+    now = datetime(2026, 12, 1, 12, 0, 0, 123456)
+    assert default_output_dir("x", now) == str(Path("runs") / "x-20261201-120000-123456")
+    later = now.replace(microsecond=123457)
+    assert default_output_dir("x", later) != default_output_dir("x", now)
+    names = {load_config(None).output_dir for _ in range(20)}
+    assert len(names) == 20
+    assert all(re.fullmatch(r"runs/run-\d{8}-\d{6}-\d{6}", Path(n).as_posix()) for n in names)

@@ -281,3 +281,20 @@ def test_noise_section_adds_the_noise_hook(tmp_path, tiny_synthetic_mars):
     sampler_labels = {trainer.train_dataset.tracklets[i].label for i in range(len(train))}
     assert sampler_labels == {t.label for t in train}
     assert "noise" in final and final["noise"]["final"]["mAP"] == final["final"]["mAP"]
+
+
+def test_osm_caa_trains_as_the_metric_loss(tmp_path, tiny_synthetic_mars):
+    """``loss.metric.name: osm_caa`` needs the identity logits: the loop passes them to a ranking
+    loss that declares ``needs_logits`` (no special case for the name)."""
+    path = tiny_config_file(tmp_path, tiny_synthetic_mars, name="osm", train={"epochs": 1},
+                            eval={"untrained": False})
+    cfg = load_config(path, ["loss.metric.name=osm_caa", "loss.metric.params={}", "train.iters_per_epoch=2"])
+    seen = []
+
+    class RecordMetricLoss:
+        def on_batch_end(self, trainer, batch, outputs, losses):
+            seen.append(losses["metric"])
+
+    final = Trainer(cfg, hooks=[RecordMetricLoss()]).fit()
+    assert final["global_step"] == 2 and len(seen) == 2
+    assert all(v is not None and math.isfinite(v) for v in seen)

@@ -24,7 +24,7 @@ shared memory, so ``set_epoch`` reaches ``persistent_workers`` too.
 Corrupt frames met while loading (``corrupt=``, a name in
 :data:`reid.data.frames.CORRUPT_POLICIES`; pass the loaded data's ``data.corrupt``): ``"error"`` raises
 :class:`reid.data.frames.FrameReadError` naming the file and the tracklet (inside a worker the
-DataLoader re-raises it in the main process with the worker's traceback, path included);
+DataLoader re-raises it in the main process, where it is the same one-line message);
 ``"skip"`` substitutes the nearest decodable frame of the same tracklet, warns once per file, and
 counts substitutions in ``skipped_frames`` (summed over workers). The dataset loaders can also
 scan frames up front (``reid.data.frames``); this is the last line of defence.

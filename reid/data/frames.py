@@ -66,13 +66,27 @@ CORRUPT_POLICIES.register("skip", CorruptFramePolicy(
 ))
 
 
-class FrameReadError(UserError, OSError):
-    """A frame could not be read or decoded. ``path`` is the file, ``reason`` says why."""
+_PREFIX = "cannot read frame "
 
-    def __init__(self, path: str | os.PathLike, reason: str = "could not be decoded as an image"):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"cannot read frame {self.path}: {reason}")
+
+class FrameReadError(UserError, OSError):
+    """A frame could not be read or decoded. ``path`` is the file, ``reason`` says why.
+
+    Raised inside a DataLoader worker, the error reaches the main process through torch's
+    ``ExceptionWrapper.reraise``, which rebuilds it as ``FrameReadError(text)`` with ``text`` =
+    "Caught FrameReadError in DataLoader worker process N. Original Traceback ...". That text is
+    recognised and reduced to the original one-line message (its last line), so the user reads
+    ``cannot read frame <path>: <reason>`` and not the worker's traceback."""
+
+    def __init__(self, path: str | os.PathLike, reason: str | None = None):
+        text = str(path)
+        if reason is None and text.startswith("Caught ") and "FrameReadError: " in text:
+            line = text.rpartition("FrameReadError: ")[2].strip().splitlines()[0]
+            body = line[len(_PREFIX):] if line.startswith(_PREFIX) else line
+            text, _, reason = body.partition(": ")
+        self.path = text
+        self.reason = reason or "could not be decoded as an image"
+        super().__init__(f"{_PREFIX}{self.path}: {self.reason}")
 
 
 def read_frame(path: str | os.PathLike) -> np.ndarray:

@@ -11,11 +11,10 @@ picks ``T`` frames from each tracklet.
 Clip sampling follows the common video ReID recipes: restricted random sampling (split the
 tracklet into ``T`` equal segments, one random frame per segment; Li et al., "Diversity
 Regularized Spatiotemporal Attention for Video-based Person Re-identification", CVPR 2018),
-random consecutive chunks (McLaughlin et al. 2016 / torchreid's ``random``), and evenly spaced
-frames (test time and deterministic training).
+random consecutive chunks (McLaughlin et al. 2016 / torchreid's ``random``), evenly spaced frames.
 
-Everything random takes an explicit seed or ``np.random.Generator``: a run is reproducible from its
-config, and a resumed run continues mid-epoch with exactly the batches it would have seen.
+Everything random takes an explicit seed or ``np.random.Generator``: a run is reproducible from
+its config, and a resumed run continues mid-epoch with exactly the batches it would have seen.
 
 Adding a training clip mode is one function ``(num_frames, length, stride, pad, rng) ->
 (indices, mask)`` plus one ``@CLIP_MODES.register("name")`` line.
@@ -28,6 +27,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from reid.errors import UserError
 from reid.registry import Registry
 
 PAD_MODES = ("repeat_last", "loop")
@@ -44,6 +44,10 @@ TEST_CLIP_MODES: Registry[Callable[[int, int | None, str], tuple[np.ndarray, np.
 # --------------------------------------------------------------------------------------------
 # P x K identity-balanced batches
 # --------------------------------------------------------------------------------------------
+class SamplerError(UserError, ValueError):
+    """The sampler cannot serve these labels and settings (e.g. ``p`` > identities)."""
+
+
 class PKSampler:
     """Batch sampler yielding ``P`` identities x ``K`` tracklets per batch (lists of dataset indices).
 
@@ -120,9 +124,9 @@ class PKSampler:
         self.num_ids = len(self.identities)
         self.batches_per_epoch = self.num_ids // (self.p * self.world_size)
         if self.batches_per_epoch == 0:
-            raise ValueError(
+            raise SamplerError(
                 f"PKSampler: {self.num_ids} identities cannot fill one step of p={p} identities x "
-                f"world_size={world_size} ranks; lower p or use more identities"
+                f"world_size={world_size} ranks; lower p (data.p in a training config) or use more identities"
             )
         self.epoch = 0
         self._start = 0  # batches of `epoch` to skip on the next iteration (resume)
@@ -390,6 +394,7 @@ __all__ = [
     "TEST_CLIP_MODES",
     "ClipSampler",
     "PKSampler",
+    "SamplerError",
     "TestClipSampler",
     "evenly",
 ]

@@ -16,12 +16,18 @@ from pathlib import Path
 from reid.engine.config import Config, ConfigError, load_config
 
 
-def train(cfg: Config, hooks: list | tuple = (), resume: str | Path | None = None) -> dict:
+def train(cfg: Config, hooks: list | tuple = (), resume: str | Path | None = None, overwrite: bool = False) -> dict:
     """Train ``cfg`` (optionally continuing from ``resume``: a run folder or checkpoint file) and
-    return the final report (also written to ``<output_dir>/final.json``)."""
+    return the final report (also written to ``<output_dir>/final.json``).
+
+    A folder that already holds a run is refused (:class:`reid.engine.run_folder.RunFolderError`)
+    unless ``resume`` continues it or ``overwrite=True``. Errors a front end should map to exit
+    codes: ``RunFolderError`` and every other :class:`reid.errors.UserError` (2),
+    :class:`reid.engine.loop.NonFiniteLossError` (3, incl. ``NonFiniteParametersError``),
+    :class:`reid.engine.loop.NoTrainingStepError` (no step succeeded: no results)."""
     from reid.engine.trainer import Trainer
 
-    return Trainer(cfg, hooks=hooks, resume=resume).fit()
+    return Trainer(cfg, hooks=hooks, resume=resume, overwrite=overwrite).fit()
 
 
 __all__ = ["Config", "ConfigError", "load_config", "train"]

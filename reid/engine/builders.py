@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from reid.engine.config import Config, DataConfig, IdLossConfig, MetricLossConfig
+from reid.engine.config_files import ConfigError
 from reid.engine.optim import build_optimizer, build_scheduler, lr_factor
 
 
@@ -111,7 +112,7 @@ def build_id_loss(cfg: IdLossConfig, num_classes: int) -> torch.nn.Module:
         return builder(num_classes=num_classes, scheme=cfg.scheme, normalize=cfg.normalize,
                        label_smoothing=cfg.label_smoothing, **cfg.params)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"loss.id (name={cfg.name!r}, scheme={cfg.scheme!r}, params={cfg.params}): {exc}") from exc
+        raise ConfigError(f"loss.id (name={cfg.name!r}, scheme={cfg.scheme!r}, params={cfg.params}): {exc}") from exc
 
 
 def build_metric_loss(cfg: MetricLossConfig) -> torch.nn.Module | None:
@@ -125,7 +126,7 @@ def build_metric_loss(cfg: MetricLossConfig) -> torch.nn.Module | None:
     try:
         return builder(**cfg.params)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"loss.metric (name={cfg.name!r}, params={cfg.params}): {exc}") from exc
+        raise ConfigError(f"loss.metric (name={cfg.name!r}, params={cfg.params}): {exc}") from exc
 
 
 # ---------------------------------------------------------------------------------------------

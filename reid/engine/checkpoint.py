@@ -6,14 +6,17 @@ A checkpoint is a dict of tensors and plain Python values only, so it loads with
 ``model``, ``optimizer``, ``scheduler``, ``scaler`` (state dicts), ``rng`` (see
 :func:`capture_rng_state`), ``sampler`` (PK sampler state), ``epoch`` (epochs completed),
 ``global_step``, ``best`` (best metric so far and its epoch), ``untrained`` (metrics of the network
-before training), ``nan_skipped``, ``config`` (the resolved config as a plain dict) and
-``num_classes``. The feature extractor relies on ``model``, ``config["model"]``, ``config["data"]``
+before training), ``nan_skipped``, ``config`` (the resolved config as a plain dict),
+``num_classes`` and ``metrics_bytes`` (the size of ``metrics.jsonl`` at that state: a resumed run
+truncates the file back to it, so records are never repeated). The feature extractor relies on ``model``, ``config["model"]``, ``config["data"]``
 and ``num_classes``.
 
 Atomicity: the bytes go to a temporary file in the destination folder, which is flushed and
 ``fsync``-ed, then ``os.replace``-d over the destination (atomic on POSIX and Windows within one
 file system), and the folder entry is ``fsync``-ed. A crash or a failing write at any point leaves
-either the old checkpoint or the new one, never a truncated file.
+either the old checkpoint or the new one, never a truncated file; a full disk is an
+:class:`reid.atomic.AtomicWriteError` naming the file, and a killed write's temporary file is
+removed by the next save (and when a resumed run claims its folder).
 """
 
 from __future__ import annotations
@@ -31,6 +34,13 @@ from reid.errors import UserError
 
 class CheckpointError(UserError, RuntimeError):
     """A checkpoint could not be read or lacks a key; the message names the file and the key."""
+
+
+class CheckpointKeyError(CheckpointError, KeyError):
+    """A checkpoint lacks a key (a file not written by reid's trainer, or by an older version)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:

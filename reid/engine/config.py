@@ -9,6 +9,11 @@ scheme, identity and ranking loss, distance metric, optimiser, schedule, and in 
 backbone, aggregation and classifier) are plain strings checked against the registry that defines
 them, so adding a choice never touches this file; an unknown name is an error listing the choices.
 
+Types are strict where a silent conversion would hide a mistake: integer keys take integers
+only (``train.epochs=true`` is an error, not 1), boolean keys take ``true``/``false`` only, and
+number keys take floats or integers but not booleans. The defaults are the main job's
+(``configs/default.yaml``), so ``load_config(None)`` trains what ``tools/train.py`` trains.
+
 The resolved configuration is what a run records in ``<output_dir>/config.yaml``; loading that
 file again reproduces the run.
 """
@@ -18,19 +23,20 @@ from __future__ import annotations
 import difflib
 import importlib
 import re
-import time
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
 from reid.data.noise import NoiseConfig
 from reid.engine.config_files import (
     ConfigError,
     check_key,
     deep_merge,
+    dump_yaml,
     load_yaml_config,
+    merge_config,
     model_class_of,
     parse_override,
 )
@@ -66,6 +72,16 @@ OptimizerName = Annotated[str, registered("reid.engine.optim", "OPTIMIZERS")]
 ScheduleName = Annotated[str, registered("reid.engine.optim", "SCHEDULES")]
 
 
+def _not_a_bool(value: Any) -> Any:
+    # pydantic's lax float takes True as 1.0; in a config that is a typo, not a number
+    if isinstance(value, bool):
+        raise ValueError("Input should be a number, not a boolean")
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_not_a_bool)]  # a float; an int is accepted, a bool is not
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
@@ -85,25 +101,28 @@ class DataConfig(_Section):
     protocol: ProtocolName = Field(
         "official", description="query/gallery protocol used to build the splits and to score"
     )
-    validate_index: bool = Field(True, description="validate the index tables (ranges, ids, cameras) on load")
-    check_files: bool = Field(True, description="check that every frame file exists on load")
+    validate_index: StrictBool = Field(True, description="validate the index tables (ranges, ids, cameras) on load")
+    check_files: StrictBool = Field(True, description="check that every frame file exists on load")
     corrupt: CorruptPolicy = Field("error", description="policy for unreadable frames: error | skip")
+    verify_frames: StrictBool = Field(
+        True, description="with corrupt=error, decode every frame before training (cached by size+mtime)"
+    )
     synthetic: dict[str, Any] | None = Field(
         None, description="parameters of ensure_synthetic_mars when root is null (out, ids_train, ids_test, tiny, ...)"
     )
-    height: int = Field(128, gt=0, description="input height in pixels")
-    width: int = Field(64, gt=0, description="input width in pixels")
-    clip_length: int = Field(4, gt=0, description="frames per training clip")
+    height: StrictInt = Field(128, gt=0, description="input height in pixels")
+    width: StrictInt = Field(64, gt=0, description="input width in pixels")
+    clip_length: StrictInt = Field(2, gt=0, description="frames per training clip")
     clip_mode: ClipMode = Field(
         "restricted_random", description="how training clips are cut from a tracklet"
     )
-    clip_stride: int = Field(1, gt=0, description="frame stride for random_chunk clips")
+    clip_stride: StrictInt = Field(1, gt=0, description="frame stride for random_chunk clips")
     augment: dict[str, Any] = Field(
         default_factory=dict, description="extra keyword arguments of build_clip_transform(train=True)"
     )
-    p: int = Field(8, gt=0, description="identities per batch (PK sampling)")
-    k: int = Field(4, gt=0, description="tracklets per identity per batch (PK sampling)")
-    num_workers: int = Field(0, ge=0, description="DataLoader worker processes (seeded per worker)")
+    p: StrictInt = Field(8, gt=0, description="identities per batch (PK sampling)")
+    k: StrictInt = Field(4, gt=0, description="tracklets per identity per batch (PK sampling)")
+    num_workers: StrictInt = Field(0, ge=0, description="DataLoader worker processes (seeded per worker)")
 
 
 class IdLossConfig(_Section):
@@ -112,12 +131,12 @@ class IdLossConfig(_Section):
     label correction), ``scheme`` the example weighting of ``weighted_ce``."""
 
     name: IdLossName = Field("weighted_ce", description="weighted_ce | proselflc")
-    weight: float = Field(1.0, ge=0, description="multiplier in the total loss (0 disables)")
+    weight: Number = Field(1.0, ge=0, description="multiplier in the total loss (0 disables)")
     scheme: SchemeName = Field(
-        "cce", description="weighting scheme: cce | mae | mse | gce | imae | dm | exponential | normal | beta"
+        "imae", description="weighting scheme: cce | mae | mse | gce | imae | dm | exponential | normal | beta"
     )
     normalize: Normalization = Field("sum", description="Z = batch sum of weights (sum), or N (n)")
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    label_smoothing: Number = Field(0.0, ge=0, lt=1)
     params: dict[str, Any] = Field(
         default_factory=dict, description="loss/scheme parameters (gce: q; imae: T; dm: lam, beta; proselflc: B, ...)"
     )
@@ -127,7 +146,7 @@ class MetricLossConfig(_Section):
     """Ranking loss on the pre-BNNeck embedding ``feat``."""
 
     name: MetricLossName = Field("triplet", description="ranking loss: none | triplet | rll | ice")
-    weight: float = Field(1.0, ge=0, description="multiplier in the total loss")
+    weight: Number = Field(1.0, ge=0, description="multiplier in the total loss")
     params: dict[str, Any] = Field(default_factory=dict, description="loss parameters (margin, alpha, ...)")
 
 
@@ -138,11 +157,11 @@ class LossConfig(_Section):
 
 class OptimConfig(_Section):
     name: OptimizerName = Field("adam", description="adam | adamw | sgd")
-    lr: float = Field(3.5e-4, gt=0, description="peak learning rate (after warm-up)")
-    weight_decay: float = Field(5e-4, ge=0)
-    momentum: float = Field(0.9, ge=0, description="sgd only")
-    nesterov: bool = Field(False, description="sgd only")
-    betas: tuple[float, float] = Field((0.9, 0.999), description="adam/adamw only")
+    lr: Number = Field(1e-3, gt=0, description="peak learning rate (after warm-up)")
+    weight_decay: Number = Field(5e-4, ge=0)
+    momentum: Number = Field(0.9, ge=0, description="sgd only")
+    nesterov: StrictBool = Field(False, description="sgd only")
+    betas: tuple[Number, Number] = Field((0.9, 0.999), description="adam/adamw only")
 
 
 class SchedConfig(_Section):
@@ -151,58 +170,58 @@ class SchedConfig(_Section):
     ``interval: iteration`` evaluates the schedule at fractional epochs (step / iters_per_epoch)
     after every optimiser step; ``interval: epoch`` only at whole epochs (classic step decay)."""
 
-    name: ScheduleName = Field("step", description="constant | step | cosine")
+    name: ScheduleName = Field("cosine", description="constant | step | cosine")
     interval: Literal["iteration", "epoch"] = "iteration"
-    warmup_epochs: float = Field(0.0, ge=0, description="linear warm-up length in epochs")
-    warmup_factor: float = Field(0.01, gt=0, le=1, description="lr multiplier at step 0 of warm-up")
-    milestones: list[float] = Field(default_factory=list, description="step: epochs at which lr *= gamma")
-    gamma: float = Field(0.1, gt=0, description="step: decay factor")
-    min_lr_factor: float = Field(0.0, ge=0, le=1, description="cosine: final lr / peak lr")
+    warmup_epochs: Number = Field(1.0, ge=0, description="linear warm-up length in epochs")
+    warmup_factor: Number = Field(0.01, gt=0, le=1, description="lr multiplier at step 0 of warm-up")
+    milestones: list[Number] = Field(default_factory=list, description="step: epochs at which lr *= gamma")
+    gamma: Number = Field(0.1, gt=0, description="step: decay factor")
+    min_lr_factor: Number = Field(0.01, ge=0, le=1, description="cosine: final lr / peak lr")
 
 
 class TrainConfig(_Section):
-    epochs: int = Field(10, gt=0)
-    iters_per_epoch: int | None = Field(
+    epochs: StrictInt = Field(10, gt=0)
+    iters_per_epoch: StrictInt | None = Field(
         None, gt=0, description="cap on iterations per epoch; null = one pass of the PK sampler"
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available")
     amp: Literal["none", "bf16", "fp16"] = Field("none", description="mixed precision (CUDA only)")
-    channels_last: bool = False
-    grad_clip: float | None = Field(None, gt=0, description="max global gradient L2 norm; null = off")
+    channels_last: StrictBool = False
+    grad_clip: Number | None = Field(10.0, gt=0, description="max global gradient L2 norm; null = off")
     nan_policy: Literal["skip", "stop"] = Field(
         "skip", description="non-finite loss: skip the step (counted) or checkpoint and stop"
     )
-    checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints (last.pt)")
-    log_every: int = Field(10, ge=1, description="iterations between metrics.jsonl train records")
-    deterministic: bool = Field(True, description="torch.use_deterministic_algorithms (warn-only)")
-    find_unused_parameters: bool = Field(
+    checkpoint_every: StrictInt = Field(1, ge=1, description="epochs between checkpoints (last.pt)")
+    log_every: StrictInt = Field(5, ge=1, description="iterations between metrics.jsonl train records")
+    deterministic: StrictBool = Field(True, description="torch.use_deterministic_algorithms (warn-only)")
+    find_unused_parameters: StrictBool = Field(
         False, description="DDP: tolerate parameters without gradient (forced on when loss.id.weight is 0)"
     )
     hooks: list[str] = Field(
         default_factory=list, description="extra trainer hooks as 'package.module:ClassName' (built with no args)"
     )
-    progress: bool = Field(True, description="tqdm progress bar on rank 0")
+    progress: StrictBool = Field(True, description="tqdm progress bar on rank 0")
 
 
 class EvalConfig(_Section):
-    every: int = Field(1, ge=0, description="epochs between evaluations (0 = only at the end)")
+    every: StrictInt = Field(0, ge=0, description="epochs between evaluations (0 = only at the end)")
     metric: DistanceMetric = Field("cosine", description="cosine | euclidean")
-    chunk: int = Field(32, gt=0, description="frames per forward pass when extracting a tracklet")
-    max_frames: int | None = Field(
-        None, gt=0, description="use at most this many evenly spaced frames per test tracklet (null = all)"
+    chunk: StrictInt = Field(32, gt=0, description="frames per forward pass when extracting a tracklet")
+    max_frames: StrictInt | None = Field(
+        4, gt=0, description="use at most this many evenly spaced frames per test tracklet (null = all)"
     )
-    untrained: bool = Field(True, description="evaluate the network before training (baseline row)")
+    untrained: StrictBool = Field(True, description="evaluate the network before training (baseline row)")
     report: Literal["final", "best"] = Field(
         "final", description="which checkpoint's metrics final.json reports as the headline"
     )
-    predict_frames: int = Field(8, gt=0, description="frames per tracklet for predict_train_split()")
+    predict_frames: StrictInt = Field(8, gt=0, description="frames per tracklet for predict_train_split()")
 
 
 class Config(_Section):
     """Root of the schema. Sections: data, model, loss (id, metric), optim, sched, train, eval, noise."""
 
     name: str | None = Field(None, description="run name (default: the config file's stem)")
-    seed: int = Field(0, description="seeds python, numpy, torch, the samplers and DataLoader workers")
+    seed: StrictInt = Field(0, description="seeds python, numpy, torch, the samplers and DataLoader workers")
     output_dir: str | None = Field(None, description="default runs/<name>-<timestamp>")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -229,14 +248,14 @@ def load_config(
     path: str | Path | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     *,
-    set_output_dir: bool = True,
+    set_output_dir: StrictBool = True,
 ) -> Config:
     """Load, merge, override and validate a config.
 
     Args:
-        path: YAML file (``None`` = schema defaults only).
+        path: YAML file (``None`` = schema defaults only, i.e. the main job's settings).
         overrides: ``["optim.lr=0.01", ...]``; unknown keys raise ``ConfigError`` naming the key.
-        set_output_dir: fill ``output_dir`` with ``runs/<name>-<YYYYmmdd-HHMMSS>`` when unset.
+        set_output_dir: fill ``output_dir`` with :func:`default_output_dir` when unset.
 
     Raises:
         ConfigError: naming the dotted key and the file (or 'command-line override').
@@ -247,8 +266,25 @@ def load_config(
     if cfg.name is None:
         cfg.name = "run"
     if set_output_dir and cfg.output_dir is None:
-        cfg.output_dir = str(Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+        cfg.output_dir = default_output_dir(cfg.name)
     return cfg
+
+
+def default_output_dir(name: str, now: datetime | None = None) -> str:
+    """``runs/<name>-<YYYYmmdd-HHMMSS>-<microseconds>``: runs started in the same second (a
+    backgrounded seed sweep) get different folders, and the names sort in start order. (Two
+    starts in one microsecond would share a name; the trainer then refuses the second run's
+    folder rather than mixing the runs.)"""
+    now = now or datetime.now()
+    return str(Path("runs") / f"{name}-{now:%Y%m%d-%H%M%S-%f}")
+
+
+def config_sources(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> tuple[dict, str]:
+    """``(sources, label)`` of :func:`load_config`'s inputs: for every dotted key the file (or
+    ``'command-line override'``) that set it, and the label of the schema defaults. Checks that
+    run after validation (:mod:`reid.engine.preflight`) name the file with it."""
+    _, sources, label = merge_config(Config, path, overrides)
+    return sources, label
 
 
 def check_config_key(dotted: str) -> None:
@@ -258,7 +294,7 @@ def check_config_key(dotted: str) -> None:
 
 def save_config(cfg: Config, path: str | Path) -> None:
     """Write the resolved config as YAML (loadable again with ``load_config``)."""
-    Path(path).write_text(yaml.safe_dump(cfg.to_plain(), sort_keys=False))
+    Path(path).write_text(dump_yaml(cfg.to_plain()), encoding="utf-8")
 
 
 def describe_schema(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:
@@ -292,7 +328,10 @@ __all__ = [
     "EvalConfig",
     "NoiseConfig",
     "load_config",
+    "default_output_dir",
+    "config_sources",
     "save_config",
+    "dump_yaml",
     "parse_override",
     "check_config_key",
     "deep_merge",

@@ -10,6 +10,12 @@ Three ways to set a value, later ones winning:
 2. the config file itself;
 3. dotted command-line overrides ``optim.lr=0.01 model.backbone=resnet50``, whose values are
    parsed as YAML scalars (``0.01`` -> float, ``null`` -> None, ``[30,60]`` -> list).
+
+Files and overrides are read under the YAML 1.2 core schema (:class:`ConfigLoader`), not PyYAML's
+YAML 1.1 rules: ``3e-1`` is a number (1.1 needs a dot: ``3.0e-1``), ``yes``/``no``/``on``/``off``
+are strings (so ``data.p=yes`` is a type error, not 1), ``010`` is ten, a date stays a string, and
+a key given twice in one mapping is an error. :func:`dump_yaml` quotes every string that either
+YAML version would read as something else, so a written ``config.yaml`` reads back identically.
 """
 
 from __future__ import annotations
@@ -36,18 +42,87 @@ class ConfigError(UserError, ValueError):
 _INHERIT_KEYS = ("base", "defaults")
 _UNION_ORIGINS = (Union, types.UnionType)
 
+# YAML 1.2 core schema (https://yaml.org/spec/1.2.2/#1032-tag-resolution), in resolution order
+_CORE_SCHEMA = (
+    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
+    ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", list("-+0123456789")),
+    ("tag:yaml.org,2002:float",
+     r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", list("-+0123456789.")),
+    ("tag:yaml.org,2002:merge", r"^(?:<<)$", ["<"]),
+)
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` with the YAML 1.2 core schema's implicit types and no duplicate keys."""
+
+    yaml_implicit_resolvers: dict = {}
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice in one mapping (first on line {seen[key] + 1})",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
+    text = loader.construct_scalar(node)
+    return int(text, 0) if text[:2] in ("0o", "0x") else int(text, 10)  # 1.2: '010' is ten
+
+
+def _construct_float(loader: yaml.SafeLoader, node: yaml.Node) -> float:
+    text = loader.construct_scalar(node).lower()
+    return float(text.replace(".inf", "inf").replace(".nan", "nan"))
+
+
+for _tag, _pattern, _first in _CORE_SCHEMA:
+    ConfigLoader.add_implicit_resolver(_tag, re.compile(_pattern), _first)
+ConfigLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+ConfigLoader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+
+
+class ConfigDumper(yaml.SafeDumper):
+    """``yaml.SafeDumper`` that also quotes strings the YAML 1.2 core schema would read as
+    numbers (``'3e-1'``), on top of the YAML 1.1 ones (``'yes'``)."""
+
+
+for _tag, _pattern, _first in _CORE_SCHEMA:
+    ConfigDumper.add_implicit_resolver(_tag, re.compile(_pattern), _first)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse ``text`` under the YAML 1.2 core schema (:class:`ConfigLoader`)."""
+    return yaml.load(text, Loader=ConfigLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def dump_yaml(data: Any) -> str:
+    """YAML text of plain data, in key order, that :func:`load_yaml` reads back identically."""
+    return yaml.dump(data, Dumper=ConfigDumper, sort_keys=False, allow_unicode=True)
+
 
 def _read_yaml(path: Path) -> dict:
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from exc
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+                          f"{exc.start}); save the file as UTF-8") from None
+    try:
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
+        raise ConfigError(f"{path}:{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -163,15 +238,10 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", key):
         raise ConfigError(f"override '{text}': '{key}' is not a dotted key")
     try:
-        value = yaml.safe_load(value_text) if value_text.strip() else None
+        value = load_yaml(value_text) if value_text.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"override '{text}': value is not valid YAML ({exc})") from exc
-    if isinstance(value, str):
-        # YAML 1.1 reads '1e-3' (no dot) as a string; a researcher means the number
-        try:
-            value = float(value) if re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value) else value
-        except ValueError:
-            pass
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise ConfigError(f"override '{text}': the value is not valid YAML ({problem})") from None
     return key, value
 
 
@@ -200,8 +270,10 @@ def _format_validation_error(exc: ValidationError, sources: dict[str, Path], fal
         got = err.get("input")
         got_text = "" if isinstance(got, dict) else f" (got {got!r})"
         message = err['msg'].removeprefix('Value error, ')  # our validators' messages stand alone
-        lines.append(f"  {dotted}: {message}{got_text}  [{where}]")
-    return "invalid configuration:\n" + "\n".join(lines)
+        lines.append(f"{dotted}: {message}{got_text}  [{where}]")
+    if len(lines) == 1:  # one problem, one line (what a command line prints after "error: ")
+        return f"invalid configuration: {lines[0]}"
+    return "invalid configuration:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def read_config_tree(path: str | Path) -> tuple[dict, dict[str, Any]]:
@@ -220,11 +292,13 @@ def validate_config(schema: type[M], merged: dict, sources: dict[str, Any] | Non
         raise ConfigError(_format_validation_error(exc, sources or {}, label)) from None
 
 
-def load_yaml_config(
-    schema: type[M], path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
-) -> M:
-    """Read ``path`` (with its bases), apply dotted ``overrides`` (each key checked against
-    ``schema`` first) and validate. Raises :class:`ConfigError` naming the key and the file."""
+def merge_config(
+    schema: type[BaseModel], path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> tuple[dict, dict[str, Any], str]:
+    """``(merged mapping, sources, label)``: ``path`` with its bases and the dotted ``overrides``
+    applied (each key checked against ``schema``), not validated. ``sources`` maps every dotted
+    key to the file (or ``'command-line override'``) that set it; ``label`` names the defaults'
+    source (the file, or ``'<defaults>'``)."""
     merged: dict = {}
     sources: dict[str, Any] = {}
     label = "<defaults>"
@@ -237,7 +311,23 @@ def load_yaml_config(
         _set_dotted(merged, key, value)
         for sub in [key, *(f"{key}.{k}" for k in (_leaf_keys(value) if isinstance(value, dict) else []))]:
             sources[sub] = "command-line override"
+    return merged, sources, label
+
+
+def load_yaml_config(
+    schema: type[M], path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> M:
+    """Read ``path`` (with its bases), apply dotted ``overrides`` (each key checked against
+    ``schema`` first) and validate. Raises :class:`ConfigError` naming the key and the file."""
+    merged, sources, label = merge_config(schema, path, overrides)
     return validate_config(schema, merged, sources, label)
+
+
+def sources_of(prefix: str, sources: dict[str, Any], label: str) -> str:
+    """The files (and/or ``command-line override``) that set ``prefix`` or any key below it,
+    comma-separated in first-seen order; ``label`` when none did (a schema default)."""
+    found = [str(v) for k, v in sources.items() if k == prefix or k.startswith(prefix + ".")]
+    return ", ".join(dict.fromkeys(found)) or label
 
 
 def model_class_of(annotation: Any) -> type[BaseModel] | None:
@@ -245,5 +335,6 @@ def model_class_of(annotation: Any) -> type[BaseModel] | None:
     return _model_class_of(annotation)
 
 
-__all__ = ["ConfigError", "deep_merge", "parse_override", "check_key", "read_config_tree", "validate_config",
-           "load_yaml_config", "model_class_of"]
+__all__ = ["ConfigError", "ConfigLoader", "ConfigDumper", "load_yaml", "dump_yaml", "deep_merge", "parse_override",
+           "check_key", "read_config_tree", "validate_config", "merge_config", "load_yaml_config", "sources_of",
+           "model_class_of"]

@@ -14,8 +14,13 @@ import torch
 from torch import nn
 
 from reid.engine import builders
-from reid.engine.checkpoint import load_checkpoint
+from reid.engine.checkpoint import CheckpointError, CheckpointKeyError, load_checkpoint
 from reid.engine.config import DataConfig, EvalConfig
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """No checkpoint file at the given path."""
+
 
 _STATE_PREFIXES = ("module.", "_orig_mod.")  # DataParallel/DDP and torch.compile wrappers
 
@@ -60,7 +65,7 @@ def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def _require(mapping: Any, key: str, where: str, path: Path) -> Any:
     if not isinstance(mapping, dict) or key not in mapping:
         have = sorted(mapping) if isinstance(mapping, dict) else type(mapping).__name__
-        raise KeyError(f"{path}: checkpoint lacks {where}{key!r} (has {have}); was it written by reid's trainer?")
+        raise CheckpointKeyError(f"{path}: checkpoint lacks {where}{key!r} (has {have}); was it written by reid's trainer?")
     return mapping[key]
 
 
@@ -73,11 +78,8 @@ def load_model_from_checkpoint(checkpoint: str | Path) -> tuple[nn.Module, dict]
 
     path = Path(checkpoint)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
-    try:
-        ckpt = load_checkpoint(path)
-    except Exception as err:
-        raise RuntimeError(f"{path}: cannot load checkpoint ({type(err).__name__}: {err})") from err
+        raise CheckpointNotFoundError(f"{path}: checkpoint not found")
+    ckpt = load_checkpoint(path)  # CheckpointError naming the file when it cannot be read
     state = _require(ckpt, "model", "", path)
     config = _require(ckpt, "config", "", path)
     model_cfg = dict(_require(config, "model", "config.", path))
@@ -87,7 +89,7 @@ def load_model_from_checkpoint(checkpoint: str | Path) -> tuple[nn.Module, dict]
     try:
         model.load_state_dict(_strip_prefixes(dict(state)), strict=True)
     except RuntimeError as err:  # torch lists missing/unexpected keys and shape mismatches
-        raise RuntimeError(
+        raise CheckpointError(
             f"{path}: the saved weights do not match the model built from config.model {model_cfg}: {err}"
         ) from err
     return model.eval(), ckpt

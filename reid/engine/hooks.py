@@ -118,17 +118,35 @@ class EvalHook:
             trainer.logger.info("evaluating the untrained network (baseline)")
             self.untrained = self.evaluate_and_log(trainer, 0)
 
+    def due(self, epoch_done: int, epochs: int) -> bool:
+        """Whether the evaluation after ``epoch_done`` epochs is scheduled (every ``eval.every``
+        epochs and after the last one)."""
+        return epoch_done > 0 and (epoch_done == epochs or bool(self.every and epoch_done % self.every == 0))
+
     def on_epoch_end(self, trainer, epoch: int) -> None:
-        is_last = epoch + 1 == trainer.epochs
-        if not (is_last or (self.every and (epoch + 1) % self.every == 0)):
+        if self.due(epoch + 1, trainer.epochs):
+            self.evaluate_epoch(trainer, epoch + 1)
+
+    def evaluate_pending(self, trainer) -> None:
+        """After a resume: the checkpoint of epoch N is written before N's evaluation, so when
+        that evaluation is due and not in the history (the run died while evaluating, or before
+        the next checkpoint), run it now, before training goes on."""
+        done = trainer.start_epoch
+        if not trainer.resumed or not self.due(done, trainer.epochs):
             return
-        metrics = self.evaluate_and_log(trainer, epoch + 1)
+        if self.history and self.history[-1]["epoch"] >= done:
+            return
+        trainer.logger.info("evaluating epoch %d (its evaluation had not finished before the resume)", done)
+        self.evaluate_epoch(trainer, done)
+
+    def evaluate_epoch(self, trainer, epoch_done: int) -> None:
+        metrics = self.evaluate_and_log(trainer, epoch_done)
         if metrics is None:  # ranks other than 0
             return
         self.last_metrics = metrics
-        self.history.append({"epoch": epoch + 1, "metrics": numeric_metrics(metrics)})
+        self.history.append({"epoch": epoch_done, "metrics": numeric_metrics(metrics)})
         if metrics["mAP"] > self.best["mAP"]:
-            self.best = {"mAP": float(metrics["mAP"]), "epoch": epoch + 1, "metrics": numeric_metrics(metrics)}
+            self.best = {"mAP": float(metrics["mAP"]), "epoch": epoch_done, "metrics": numeric_metrics(metrics)}
             trainer.save_checkpoint("best.pt")
 
     def evaluate_and_log(self, trainer, epoch_done: int) -> dict | None:
@@ -151,8 +169,10 @@ class EvalHook:
 
 
 class CheckpointHook:
-    """``last.pt`` every ``train.checkpoint_every`` epochs and after the last one (after the
-    evaluation of that epoch, so it holds the updated best/history)."""
+    """``last.pt`` every ``train.checkpoint_every`` epochs and after the last one, **before** the
+    evaluation of that epoch (placed before :class:`EvalHook`), so a failing evaluation never
+    loses the epoch; a resumed run evaluates such an epoch first (:meth:`EvalHook.evaluate_pending`).
+    At the end of the run ``last.pt`` is written once more, holding the final evaluation."""
 
     def __init__(self, every: int) -> None:
         self.every = every
@@ -160,6 +180,9 @@ class CheckpointHook:
     def on_epoch_end(self, trainer, epoch: int) -> None:
         if epoch + 1 == trainer.epochs or (epoch + 1) % self.every == 0:
             trainer.save_checkpoint("last.pt")
+
+    def on_fit_end(self, trainer, final: dict) -> None:
+        trainer.save_checkpoint("last.pt")
 
 
 class FinalReportHook:

@@ -12,8 +12,16 @@ Per step::
     out   = model(frames [B,T,3,H,W], mask [B,T], label)      (autocast on CUDA when train.amp)
     L     = loss.id.weight * L_id(out["logits"], y) + loss.metric.weight * L_rank(out["feat"], y)
     if not finite(L): nan_policy skip -> drop the step (counted) | stop -> checkpoint + raise
-    backward (GradScaler for fp16), unscale, clip ||g||_2 <= train.grad_clip, optimiser step,
+    backward (GradScaler for fp16), unscale, ||g||_2 (clipped to <= train.grad_clip when set)
+    if not finite(||g||_2) or not finite(BN statistics): the same policy, before the optimiser step (fp16: the GradScaler's own
+        inf/NaN skip handles it, that is how its loss scale is tuned)
+    optimiser step; if a parameter is now NaN/inf: stop (NonFiniteParametersError)
     scheduler.step() when sched.interval == "iteration"
+
+An epoch without one successful optimiser step raises :class:`NoTrainingStepError` (no
+evaluation of a model that stopped training presented as trained, no results table). A dropped
+step restores the buffers the forward pass changed (batch-norm statistics), so ``nan_stop.pt``
+and a skip leave the exact state before the step.
 
 Losses run in float32 on the upcast logits/embeddings: the weighting core's exponentials
 (IMAE/DM) must not be evaluated in half precision.
@@ -48,7 +56,16 @@ HOOK_METHODS = ("on_fit_start", "on_train_start", "on_epoch_start", "on_batch_en
 
 
 class NonFiniteLossError(RuntimeError):
-    """Raised under ``train.nan_policy: stop`` after the state was saved to ``nan_stop.pt``."""
+    """Raised under ``train.nan_policy: stop`` after the state was saved to ``nan_stop.pt`` (a
+    non-finite loss or gradient norm), and by :class:`NonFiniteParametersError`."""
+
+
+class NonFiniteParametersError(NonFiniteLossError):
+    """A parameter became NaN/inf after an optimiser step (whatever ``train.nan_policy``)."""
+
+
+class NoTrainingStepError(RuntimeError):
+    """A whole epoch went by without one successful optimiser step (every step non-finite)."""
 
 
 class TrainLoop:
@@ -66,6 +83,8 @@ class TrainLoop:
         self.iteration = 0  # position in the current epoch (skipped steps count)
         self.global_step = 0
         self.nan_skipped = 0
+        self.steps_succeeded = 0  # optimiser steps taken in this process (resume: since the resume)
+        self._steps_at_epoch_start = 0
         self.last_step: dict[str, Any] = {}  # lr / grad_norm of the last step, for writer hooks
 
     # ------------------------------------------------------------------ hooks
@@ -93,7 +112,9 @@ class TrainLoop:
         for epoch in range(self.start_epoch, self.epochs):
             self.epoch = epoch
             self.call_hooks("on_epoch_start", epoch)
+            self._steps_at_epoch_start = self.steps_succeeded
             self.run_epoch(epoch)
+            self.require_progress(epoch)
             self.epoch = epoch + 1
             self.call_hooks("on_epoch_end", epoch)
             barrier(self.dist)
@@ -146,7 +167,9 @@ class TrainLoop:
             id_value = self.id_loss(outputs["logits"].float(), labels)
             total = total + cfg.id.weight * id_value
         if self.metric_loss is not None:
-            metric_value = self.metric_loss(outputs["feat"].float(), labels)
+            # a ranking loss that weights pairs by the identity classifier (OSM + CAA) declares it
+            extra = {"logits": outputs["logits"].float()} if getattr(self.metric_loss, "needs_logits", False) else {}
+            metric_value = self.metric_loss(outputs["feat"].float(), labels, **extra)
             total = total + cfg.metric.weight * metric_value
         return {"total": total, "id": id_value, "metric": metric_value}
 
@@ -155,22 +178,35 @@ class TrainLoop:
 
         Returns ``{"outputs", "losses", "lr", "grad_norm"}`` (``losses`` in the hook format), or
         None when the loss was non-finite and ``nan_policy: skip`` dropped the step (``stop``
-        raises :class:`NonFiniteLossError`)."""
+        raises :class:`NonFiniteLossError`). A dropped step leaves no trace: the forward pass's
+        buffer updates (batch-norm running statistics) are undone too."""
+        buffers = [b for b in self.model.buffers()]
+        saved = [b.clone() for b in buffers]  # a few KB: BN statistics move in the forward pass
         outputs, labels = self.forward(batch)
         losses = self.compute_losses(outputs, labels)
         total = losses["total"]
         if any_rank(not bool(torch.isfinite(total)), self.dist, self.device):
-            self.non_finite(epoch, it, total)
-            return None
+            return self._drop_step(epoch, it, total, "loss", buffers, saved)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         self.scaler.unscale_(self.optimizer)  # clip and log true gradient norms under fp16
         lr_used = self.optimizer.param_groups[0]["lr"]  # the rate this step applies
         grad_norm = None
+        params = [p for p in self.model.parameters() if p.grad is not None]
         if self.cfg.train.grad_clip is not None:
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.train.grad_clip)
+        elif not self.scaler.is_enabled():
+            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        # fp16: an inf/NaN gradient is the GradScaler's signal to skip and lower its scale
+        bad_grad = grad_norm is not None and not self.scaler.is_enabled() and not bool(torch.isfinite(grad_norm))
+        bad_buffers = not _all_finite([b for b in buffers if b.is_floating_point()])
+        if any_rank(bad_grad or bad_buffers, self.dist, self.device):
+            what = "gradient norm" if bad_grad or not bad_buffers else "batch-norm statistics"
+            return self._drop_step(epoch, it, grad_norm if bad_grad else float("inf"), what, buffers, saved)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        self.check_parameters(epoch, it)
+        self.steps_succeeded += 1
         if self.cfg.sched.interval == "iteration":
             self.scheduler.step()
         self.global_step += 1
@@ -184,26 +220,71 @@ class TrainLoop:
         }
         return {"outputs": outputs, "losses": hook_losses, "lr": lr_used, "grad_norm": grad_norm}
 
+    def _drop_step(self, epoch: int, it: int, value, what: str, buffers: list, saved: list) -> None:
+        for buf, old in zip(buffers, saved):
+            buf.copy_(old)
+        self.non_finite_what = what
+        self.non_finite(epoch, it, value if isinstance(value, torch.Tensor) else torch.tensor(value))
+        return None
+
     def non_finite(self, epoch: int, it: int, total: torch.Tensor) -> None:
-        """Apply ``train.nan_policy`` to a step whose loss is NaN/inf (on any rank)."""
+        """Apply ``train.nan_policy`` to a step whose loss (or, ``self.non_finite_what``, gradient
+        norm) is NaN/inf on any rank. Nothing was applied yet: the parameters and the optimiser
+        state are those before the step, which is what ``nan_stop.pt`` holds."""
+        what = getattr(self, "non_finite_what", "loss")
         self.optimizer.zero_grad(set_to_none=True)
         where = f"epoch {epoch + 1}, iteration {it + 1}, global step {self.global_step}"
         if self.cfg.train.nan_policy == "skip":
             self.nan_skipped += 1
-            self.logger.warning("non-finite loss (%s) at %s: step skipped (%d skipped so far)",
-                                float(total.detach()), where, self.nan_skipped)
+            self.logger.warning("non-finite %s (%s) at %s: step skipped (%d skipped so far)",
+                                what, float(total.detach()), where, self.nan_skipped)
             self.metrics.write("event", self.global_step, epoch=epoch + 1,
-                               message=f"non-finite loss at {where}: step skipped", nan_skipped=self.nan_skipped)
+                               message=f"non-finite {what} at {where}: step skipped", nan_skipped=self.nan_skipped)
             if self.cfg.sched.interval == "iteration":
                 self.scheduler.step()  # the schedule follows the iteration clock, skipped or not
             return
         path = self.save_checkpoint("nan_stop.pt")
-        message = (f"non-finite loss ({float(total.detach())}) at {where}; train.nan_policy=stop: "
+        message = (f"non-finite {what} ({float(total.detach())}) at {where}; train.nan_policy=stop: "
                    f"state before this step saved to {path or self.output_dir / 'nan_stop.pt'}. "
                    "Lower optim.lr, set train.grad_clip, or use model.classifier=cosine for IMAE/DM.")
         self.logger.error(message)
         self.metrics.write("event", self.global_step, epoch=epoch + 1, message=message)
         raise NonFiniteLossError(message)
+
+    def check_parameters(self, epoch: int, it: int) -> None:
+        """Stop when the step just taken left a NaN/inf parameter (e.g. a finite but huge update,
+        ``lr * g`` overflowing float32): nothing after it could be trusted. One fused reduction
+        per step (``_foreach_norm``; NaN and inf propagate into the norms)."""
+        params = [p.detach() for p in self.model.parameters()]
+        if not any_rank(not _all_finite(params), self.dist, self.device):
+            return
+        bad = [name for name, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())]
+        message = (f"parameters became non-finite after the optimiser step at epoch {epoch + 1}, iteration "
+                   f"{it + 1} (global step {self.global_step + 1}): {', '.join(bad[:5])}"
+                   f"{' ...' if len(bad) > 5 else ''}. The last checkpoint (last.pt) holds finite weights. "
+                   "Lower optim.lr or set train.grad_clip.")
+        self.logger.error(message)
+        self._event(epoch, message)
+        raise NonFiniteParametersError(message)
+
+    def require_progress(self, epoch: int) -> None:
+        """Raise :class:`NoTrainingStepError` when a whole epoch took no optimiser step (every
+        step non-finite and skipped): the weights no longer move, and evaluating them as a
+        trained model would report results of a run that did not train."""
+        if self.steps_succeeded > self._steps_at_epoch_start or self.iters_per_epoch == 0:
+            return
+        message = (f"no optimiser step succeeded in epoch {epoch + 1} (all {self.iters_per_epoch} steps had "
+                   f"non-finite values and were skipped; {self.steps_succeeded} steps succeeded in "
+                   "this run): stopping without results. Lower optim.lr, set train.grad_clip, or use "
+                   "model.classifier=cosine for IMAE/DM.")
+        self.logger.error(message)
+        self._event(epoch, message)
+        raise NoTrainingStepError(message)
+
+    def _event(self, epoch: int, message: str) -> None:
+        metrics = getattr(self, "metrics", None)  # loops without a metrics writer log only
+        if metrics is not None:
+            metrics.write("event", self.global_step, epoch=epoch + 1, message=message)
 
     # ------------------------------------------------------------------ provided by the subclass
     def setup(self) -> None:  # pragma: no cover - abstract
@@ -225,4 +306,11 @@ class TrainLoop:
         """Release logging / process-group resources (always called by :meth:`fit`)."""
 
 
-__all__ = ["TrainLoop", "NonFiniteLossError", "HOOK_METHODS"]
+def _all_finite(tensors: list) -> bool:
+    """No NaN/inf in any of ``tensors``: one fused max-abs reduction (NaN and inf propagate)."""
+    if not tensors:
+        return True
+    return bool(torch.isfinite(torch.stack(torch._foreach_norm(tensors, float("inf")))).all())
+
+
+__all__ = ["TrainLoop", "NonFiniteLossError", "NonFiniteParametersError", "NoTrainingStepError", "HOOK_METHODS"]

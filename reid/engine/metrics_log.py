@@ -62,21 +62,51 @@ def _plain(value: Any) -> Any:
 
 
 class MetricsWriter:
-    """Appends records to ``metrics.jsonl`` and mirrors numeric fields to TensorBoard."""
+    """Appends records to ``metrics.jsonl`` and mirrors numeric fields to TensorBoard.
 
-    def __init__(self, output_dir: Path | None, enabled: bool) -> None:
+    TensorBoard is optional: when ``torch.utils.tensorboard`` cannot be imported (``tensorboard``
+    not installed) one line is logged and only ``metrics.jsonl`` is written. :meth:`tell` is the
+    file's size after the last record; a checkpoint stores it and a resumed run
+    :meth:`truncate`-s the file back to it, so the records of a re-run stretch are not repeated.
+    """
+
+    def __init__(self, output_dir: Path | None, enabled: bool, tensorboard: bool = True) -> None:
         self.enabled = enabled and output_dir is not None
         self._jsonl = None
         self._tb = None
         if not self.enabled:
             return
-        self._jsonl = open(output_dir / "metrics.jsonl", "a", buffering=1)
+        self.path = output_dir / "metrics.jsonl"
+        self._jsonl = open(self.path, "a", buffering=1)
+        if not tensorboard:
+            return
         try:
             from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # an optional extra: keep training without it
+            logging.getLogger(LOGGER_NAME).info(
+                "tensorboard not installed (pip install tensorboard): records go to metrics.jsonl only")
+            return
+        self._tb = SummaryWriter(log_dir=str(output_dir / "tensorboard"))
 
-            self._tb = SummaryWriter(log_dir=str(output_dir / "tensorboard"))
-        except ImportError:  # tensorboard is a declared dependency; keep training without it
-            logging.getLogger(LOGGER_NAME).warning("tensorboard not installed: no TensorBoard events")
+    def tell(self) -> int:
+        """Bytes of ``metrics.jsonl`` written so far (0 when disabled)."""
+        if self._jsonl is None:
+            return 0
+        self._jsonl.flush()
+        return self._jsonl.tell()
+
+    def truncate(self, size: int) -> int:
+        """Cut ``metrics.jsonl`` back to ``size`` bytes (the records after a checkpoint); returns
+        how many bytes were dropped."""
+        if self._jsonl is None:
+            return 0
+        self._jsonl.flush()
+        current = self._jsonl.tell()
+        if 0 <= size < current:
+            self._jsonl.truncate(size)
+            self._jsonl.seek(size)
+            return current - size
+        return 0
 
     def write(self, record_type: str, step: int, **fields: Any) -> None:
         if not self.enabled:

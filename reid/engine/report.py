@@ -20,6 +20,10 @@ def numeric_metrics(metrics: dict | None) -> dict | None:
     return out
 
 
+def _to_dict(obj) -> dict | None:
+    return obj.to_dict() if hasattr(obj, "to_dict") else None
+
+
 def build_final_report(trainer, evaluation, seconds: float, cpu_seconds: float) -> dict:
     """``final.json``: the untrained / final / best evaluations (``evaluation`` is the trainer's
     :class:`~reid.engine.hooks.EvalHook`), the headline chosen by ``eval.report``, and the run's
@@ -45,6 +49,9 @@ def build_final_report(trainer, evaluation, seconds: float, cpu_seconds: float) 
         "epochs": cfg.train.epochs,
         "global_step": trainer.global_step,
         "nan_skipped": trainer.nan_skipped,
+        # corrupt-frame policy summary (frames decoded / dropped) and the pre-training frame check
+        "frame_issues": _to_dict(getattr(trainer.data, "frame_issues", None)),
+        "frame_check": _to_dict(getattr(trainer, "frame_check", None)),
         "world_size": trainer.dist.world_size,
         "device": str(trainer.device),
         "num_classes": trainer.num_classes,

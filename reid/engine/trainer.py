@@ -29,23 +29,26 @@ from reid.engine.config import Config, save_config
 from reid.engine.distributed import DistInfo, all_reduce_min, barrier, broadcast_object, cleanup, init_distributed
 from reid.engine.evaluation import evaluate_retrieval
 from reid.engine.hooks import CheckpointHook, EvalHook, FinalReportHook, MetricsWriterHook, ProgressBarHook
-from reid.engine.loop import HOOK_METHODS, NonFiniteLossError, TrainLoop
+from reid.engine.loop import HOOK_METHODS, NonFiniteLossError, NonFiniteParametersError, NoTrainingStepError, TrainLoop
 from reid.engine.metrics_log import MetricsWriter, close_logging, setup_logging
 from reid.engine.report import METRIC_KEYS, build_final_report, format_final_table
+from reid.engine.run_folder import RunFolder, RunFolderError, new_run_dir
+from reid.errors import UserError
 
 
 def build_hooks(cfg: Config, extra: list | tuple = ()) -> list:
     """The hooks of a run, in call order: writers first (the epoch line precedes everything
-    else), then the caller's and ``train.hooks``, then evaluation, checkpoints and, last, the
+    else), then the caller's and ``train.hooks``, then checkpoints, evaluation and, last, the
     final report (so every other ``on_fit_end`` has added its keys before ``final.json`` is
-    written)."""
+    written). Checkpoints come before evaluation: a crash while evaluating epoch N never loses
+    epoch N (a resumed run evaluates it first, :meth:`EvalHook.evaluate_pending`)."""
     user = list(extra) + [builders.import_object(spec)() for spec in cfg.train.hooks]
     return [
         MetricsWriterHook(cfg.train.log_every),
         ProgressBarHook(cfg.train.progress, cfg.train.log_every),
         *user,
-        EvalHook(cfg.eval.every, cfg.eval.untrained),
         CheckpointHook(cfg.train.checkpoint_every),
+        EvalHook(cfg.eval.every, cfg.eval.untrained),
         FinalReportHook(),
     ]
 
@@ -63,25 +66,33 @@ class Trainer(TrainLoop):
         hooks: extra hook objects (see :mod:`reid.engine.loop`); ``cfg.train.hooks`` are added.
             Study hooks (e.g. the noise study's) are added by the caller, never by the engine.
         resume: a checkpoint file or a run directory (its ``last.pt``) to continue from.
+        overwrite: start a new run in an ``output_dir`` that holds an old one (its artefacts are
+            deleted first); without it such a folder is refused with :class:`RunFolderError`.
     """
 
-    def __init__(self, cfg: Config, hooks: list | tuple = (), resume: str | Path | None = None) -> None:
+    def __init__(self, cfg: Config, hooks: list | tuple = (), resume: str | Path | None = None,
+                 overwrite: bool = False) -> None:
         super().__init__()
         self.cfg = cfg
         self.hooks = build_hooks(cfg, hooks)
         self.evaluation = next(h for h in self.hooks if isinstance(h, EvalHook))
         self.resume_path = _resolve_resume(resume) if resume is not None else None
         self.resumed = self.resume_path is not None
+        self.overwrite = overwrite
         use_cuda = cfg.train.device == "cuda" or (cfg.train.device == "auto" and torch.cuda.is_available())
         if cfg.train.device == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("train.device: 'cuda' requested but torch.cuda.is_available() is False")
         self.dist: DistInfo = init_distributed(use_cuda)
         self.device = torch.device(f"cuda:{self.dist.local_rank}" if use_cuda else "cpu")
-        if cfg.output_dir is None:  # a Config built in code rather than by load_config
-            cfg.output_dir = str(Path("runs") / f"{cfg.name or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}")
+        self._made_dir = False
+        if cfg.output_dir is None and self.dist.is_main:  # a Config built in code rather than by load_config
+            cfg.output_dir = str(new_run_dir("runs", cfg.name or "run"))  # claimed with mkdir: collision-free
+            self._made_dir = True
         # one output directory for all ranks: rank 0's timestamped name wins
         self.output_dir = Path(broadcast_object(cfg.output_dir, self.dist))
         cfg.output_dir = str(self.output_dir)
+        self.run_folder = RunFolder(self.output_dir)
+        self.frame_check = None
         self.epochs = cfg.train.epochs
         self.iteration = 0
         self.model: torch.nn.Module | None = None
@@ -99,10 +110,33 @@ class Trainer(TrainLoop):
             return
         self._is_setup = True
         self._t_fit, self._cpu_fit = time.perf_counter(), time.process_time()
+        self._claim_folder()
+        try:
+            self._setup()
+        except UserError:
+            if self.dist.is_main and not self.resumed:  # nothing trained: leave no half run behind
+                self.teardown()
+                self.run_folder.discard()
+            raise
+
+    def _claim_folder(self) -> None:
+        """Rank 0 takes the run folder's lock and checks it (:class:`RunFolder`); every rank
+        raises the same :class:`RunFolderError` when that fails."""
+        error = None
+        if self.dist.is_main:
+            try:
+                self.run_folder.claim(resume=self.resumed, overwrite=self.overwrite)
+                self.run_folder.created |= self._made_dir
+            except RunFolderError as exc:
+                error = str(exc)
+        error = broadcast_object(error, self.dist)
+        if error is not None:
+            raise RunFolderError(error)
+
+    def _setup(self) -> None:
         cfg = self.cfg
         is_main = self.dist.is_main
         if is_main:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, self.output_dir / "config.yaml")
         barrier(self.dist)
         self.logger = setup_logging(self.output_dir, is_main)
@@ -125,6 +159,8 @@ class Trainer(TrainLoop):
             self.data = builders.build_data(cfg.data, progress=False)
         self.num_classes = int(self.data.num_train_ids)
         self.logger.info("data: %s", json.dumps(self.data.summary()))
+        self._check_frames()
+        self._check_batch_shape()
 
         self.model = builders.build_model(cfg, self.num_classes).to(self.device)
         if cfg.train.channels_last:
@@ -147,10 +183,7 @@ class Trainer(TrainLoop):
 
         self.train_dataset = builders.build_train_dataset(cfg.data, self.data.train, seed=cfg.seed,
                                                           corrupt=self.data.corrupt)
-        from reid.data.sampling import PKSampler
-
-        self.sampler = PKSampler([t.label for t in self.data.train], cfg.data.p, cfg.data.k, seed=cfg.seed,
-                                 rank=self.dist.rank, world_size=self.dist.world_size)
+        self.sampler = self._build_sampler()
         n_iters = len(self.sampler)
         if cfg.train.iters_per_epoch is not None:
             n_iters = min(n_iters, cfg.train.iters_per_epoch)
@@ -171,6 +204,41 @@ class Trainer(TrainLoop):
         if self.resume_path is not None:
             self._load_state(self.resume_path)
 
+    def _check_frames(self) -> None:
+        """``corrupt: error``: decode every frame before training (rank 0; cached, so a second run
+        only stats the files); ``skip``: the loader already did, its summary goes to the log."""
+        issues = self.data.frame_issues
+        if issues is not None and (issues.dropped_frames or issues.dropped_tracklets):
+            self.logger.warning("%s", issues.summary())
+        elif issues is not None and issues.scanned:
+            self.logger.info("%s", issues.summary())
+        if self.data.corrupt != "error" or not getattr(self.cfg.data, "verify_frames", True) or not self.dist.is_main:
+            return
+        from reid.data.verify import verify_dataset_frames
+
+        self.frame_check = verify_dataset_frames(self.data, progress=self.cfg.train.progress)
+        fc = self.frame_check
+        self.logger.info("frames verified: %d (%d decoded now, %d unchanged since an earlier check) in %.1f s; "
+                         "cache %s", fc.frames, fc.decoded, fc.frames - fc.decoded, fc.seconds, fc.cache)
+
+    def _build_sampler(self):
+        from reid.data.sampling import PKSampler
+
+        return PKSampler([t.label for t in self.data.train], self.cfg.data.p, self.cfg.data.k, seed=self.cfg.seed,
+                         rank=self.dist.rank, world_size=self.dist.world_size)
+
+    def _check_batch_shape(self) -> None:
+        """``data.p`` (per rank) x world size must not exceed the training identities: checked
+        before the model is built, naming the key."""
+        n_ids = len({t.label for t in self.data.train})
+        p, world = self.cfg.data.p, self.dist.world_size
+        if p * world > n_ids:
+            from reid.data.sampling import SamplerError
+
+            raise SamplerError(
+                f"data.p={p} identities per batch{f' x {world} ranks' if world > 1 else ''} exceeds the "
+                f"{n_ids} training identities of {self.data.name}; set data.p <= {n_ids // world}")
+
     def train_loader(self, epoch: int):
         return builders.build_train_loader(
             self.train_dataset, self.sampler, epoch, seed=self.cfg.seed, rank=self.dist.rank,
@@ -179,6 +247,9 @@ class Trainer(TrainLoop):
     def before_epochs(self) -> None:
         if self._resume_rng is not None:  # restored after all setup draws and the untrained evaluation
             restore_rng_state(self._resume_rng)
+        # a checkpoint written right before an evaluation that never finished: evaluate it now,
+        # after the RNG restore, so the rest of the run is the uninterrupted one
+        self.evaluation.evaluate_pending(self)
 
     def evaluate(self) -> dict:
         """Retrieval metrics of the current model on query/gallery (rank 0, full test set)."""
@@ -194,6 +265,7 @@ class Trainer(TrainLoop):
         if hasattr(self, "metrics"):
             self.metrics.close()
         close_logging()
+        self.run_folder.release()
         cleanup(self.dist)
 
     # ------------------------------------------------------------------------------------------
@@ -213,6 +285,8 @@ class Trainer(TrainLoop):
             "hooks": {h.state_key: h.state_dict() for h in self.hooks if getattr(h, "state_key", None)},
             "config": self.cfg.to_plain(),
             "num_classes": self.num_classes,
+            # metrics.jsonl up to this state: a resumed run cuts the file back to it
+            "metrics_bytes": self.metrics.tell(),
         }
 
     def save_checkpoint(self, name: str) -> Path | None:
@@ -242,6 +316,10 @@ class Trainer(TrainLoop):
             if key and key in (ckpt.get("hooks") or {}):
                 hook.load_state_dict(ckpt["hooks"][key])
         self._resume_rng = ckpt["rng"]  # restored right before the loop (after all setup draws)
+        if "metrics_bytes" in ckpt:  # drop the records of the stretch that will be re-run
+            dropped = self.metrics.truncate(int(ckpt["metrics_bytes"]))
+            if dropped:
+                self.logger.info("metrics.jsonl: %d bytes of records after the checkpoint removed", dropped)
         self.logger.info("resumed from %s at epoch %d, step %d", path, self.epoch, self.global_step)
         self.metrics.write("event", self.global_step, message=f"resumed from {path}", epoch=self.epoch)
 
@@ -255,4 +333,5 @@ def _resolve_resume(resume: str | Path) -> Path:
     return path
 
 
-__all__ = ["Trainer", "build_hooks", "NonFiniteLossError", "format_final_table", "METRIC_KEYS", "HOOK_METHODS"]
+__all__ = ["Trainer", "build_hooks", "NonFiniteLossError", "NonFiniteParametersError", "NoTrainingStepError",
+           "RunFolderError", "format_final_table", "METRIC_KEYS", "HOOK_METHODS"]

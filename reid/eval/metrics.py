@@ -86,7 +86,7 @@ def evaluate(
     if not ranks or min(ranks) < 1:
         raise EvaluationInputError(f"ranks must be positive integers, got {ranks}")
     qf, gf, qp, qc, gp, gc = validate_inputs(
-        query_feats, gallery_feats, query_pids, query_camids, gallery_pids, gallery_camids
+        query_feats, gallery_feats, query_pids, query_camids, gallery_pids, gallery_camids, metric
     )
     if chunk_size is None:
         chunk_size = auto_chunk_size(len(gf))

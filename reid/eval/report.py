@@ -2,11 +2,38 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from reid.eval.features import METRICS
+
+
+class MetricOutOfBoundsError(AssertionError):
+    """A metric outside [0, 1]: a bug in the evaluator, never a user error. The message lists
+    the offending values."""
+
+
+def _out_of_bounds(report: "RetrievalReport") -> list[str]:
+    """``name=value`` for every summary metric outside [0, 1] (NaN only allowed when no query has
+    a match) and for the per-query APs outside [0, 1] (NaN allowed: queries without a match).
+
+    The bounds hold exactly in floating point, not just up to rounding: every AP term, every
+    ``n / r_n`` and every CMC indicator is <= 1, and rounding is monotonic, so sums of ``m`` such
+    terms are <= ``m`` and their means <= 1."""
+    no_match_at_all = report.queries_without_match == report.queries
+    summary = {"mAP": report.mAP, "mINP": report.mINP, **{f"rank{k}": v for k, v in report.cmc.items()}}
+    bad = [
+        f"{name}={value!r}"
+        for name, value in summary.items()
+        if not (0.0 <= value <= 1.0 or (no_match_at_all and math.isnan(value)))
+    ]
+    ap = np.asarray(report.average_precision, dtype=np.float64)
+    wrong = np.nonzero(~np.isnan(ap) & ~((ap >= 0.0) & (ap <= 1.0)))[0]
+    if len(wrong):
+        bad.append(f"average_precision[{int(wrong[0])}]={float(ap[wrong[0]])!r} ({len(wrong)} queries)")
+    return bad
 
 
 @dataclass
@@ -19,6 +46,9 @@ class RetrievalReport:
         first_hit_rank: 1-based rank of the first positive among non-junk items (0 = no match).
         hardest_hit_rank: 1-based rank of the last (hardest) positive (0 = no match).
         num_positives: number of positives (valid matches) of each query.
+
+    Raises:
+        MetricOutOfBoundsError: on construction, if a metric lies outside [0, 1] (a bug).
     """
 
     protocol: str
@@ -34,6 +64,15 @@ class RetrievalReport:
     first_hit_rank: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
     hardest_hit_rank: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
     num_positives: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
+
+    def __post_init__(self) -> None:
+        # an explicit raise, not ``assert``: the check must survive ``python -O``
+        bad = _out_of_bounds(self)
+        if bad:
+            raise MetricOutOfBoundsError(
+                f"retrieval metrics outside [0, 1] ({self.protocol}, {self.metric}): {', '.join(bad)}; "
+                "this is a bug in reid.eval, please report it with the inputs"
+            )
 
     def to_dict(self) -> dict:
         """Summary as plain JSON-able values: ``protocol, metric, mAP, rank<k>..., mINP, queries,
@@ -72,4 +111,4 @@ def format_report(report: RetrievalReport) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["RetrievalReport", "format_report"]
+__all__ = ["MetricOutOfBoundsError", "RetrievalReport", "format_report"]

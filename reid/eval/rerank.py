@@ -29,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from reid.eval.features import EvaluationInputError, prepare_features
+from reid.eval.features import EvaluationInputError, feature_pair, prepare_features
 from reid.eval.knn import knn_search
 
 MAX_ITEMS = 500_000
@@ -52,7 +52,9 @@ class KReciprocalReranker:
                  lambda_value: float = 0.3, max_items: int = MAX_ITEMS, progress: bool = False):
         if not (k1 >= 1 and k2 >= 1 and 0.0 <= lambda_value <= 1.0):
             raise EvaluationInputError(f"re-ranking needs k1 >= 1, k2 >= 1, 0 <= lambda <= 1; got {k1}, {k2}, {lambda_value}")
-        q, g, _ = prepare_features(np.asarray(query_feats, np.float32), np.asarray(gallery_feats, np.float32), metric)
+        # checked (NaN / inf named) and brought into float32's safe range; d / row max below is
+        # scale-free, so the fitted features give the re-ranking of the inputs themselves
+        q, g, _ = prepare_features(*feature_pair(query_feats, gallery_feats, metric), metric)
         x = np.ascontiguousarray(np.concatenate([q, g]), dtype=np.float32)
         n = len(x)
         if n > max_items:

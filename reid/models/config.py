@@ -24,8 +24,8 @@ class ModelConfig(BaseModel):
     ``pretrained``: None (random init), ``"imagenet"`` (downloads through torchvision, only then),
     or the path of a local torchvision state dict. ``embedding_dim``: 0 = backbone width (512 for
     resnet18/34, 2048 for resnet50), otherwise a linear projection of every frame feature to this
-    size, before the BNNeck. ``classifier="cosine"`` bounds the logits by ``cosine_scale`` (the
-    stable choice for DM/IMAE weighting).
+    size, before the BNNeck. ``classifier="cosine"`` (the default, as in ``configs/default.yaml``)
+    bounds the logits by ``cosine_scale`` (the stable choice for DM/IMAE weighting).
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
@@ -39,7 +39,7 @@ class ModelConfig(BaseModel):
     bnneck: bool = Field(True, description="BNNeck: retrieval uses the BN'd feature")
     aggregation: str = Field(
         "mean", description="frame -> tracklet pooling: mean | max | quality | id_quality | attention")
-    classifier: str = Field("linear", description="identity head")
+    classifier: str = Field("cosine", description="identity head: cosine (bounded logits, the main job's) | linear")
     cosine_scale: float = Field(16.0, gt=0, description="fixed logit scale of the cosine head")
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout before the classifier")
 

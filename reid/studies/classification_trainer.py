@@ -45,7 +45,8 @@ def engine_config(cfg: ClassificationConfig) -> Config:
     iteration; ``step`` = x0.1 at 1/3 and 2/3 of training) and ``train`` (no clipping; a
     non-finite loss stops the run)."""
     loss_name, scheme = id_loss_of(cfg.scheme.name)
-    sched = {"name": cfg.lr_schedule, "interval": "iteration", "warmup_epochs": cfg.warmup_epochs}
+    sched = {"name": cfg.lr_schedule, "interval": "iteration", "warmup_epochs": cfg.warmup_epochs,
+             "min_lr_factor": 0.0}  # the study anneals to 0 (not the video default 0.01)
     if cfg.lr_schedule == "step":
         sched.update(milestones=[cfg.epochs / 3, 2 * cfg.epochs / 3], gamma=0.1)
     return Config.model_validate({
@@ -122,7 +123,8 @@ class ClassificationTrainer(TrainLoop):
         """The study stops at the first non-finite loss (nothing to save: no checkpoints)."""
         self.optimizer.zero_grad(set_to_none=True)
         raise FloatingPointError(
-            f"scheme {self.study.scheme.display}: non-finite loss at epoch {epoch} step {self.global_step} "
+            f"scheme {self.study.scheme.display}: non-finite {getattr(self, 'non_finite_what', 'loss')} "
+            f"at epoch {epoch} step {self.global_step} "
             f"(max |logit| {self.last_logits.detach().abs().max().item():.3g})"
         )
 

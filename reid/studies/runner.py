@@ -208,8 +208,13 @@ def _run_reid_cell(study: StudyConfig, spec: dict, cell_dir: Path, progress: boo
         overrides.append(f"noise={json.dumps({'items': [item], 'seed': spec['noise_seed']})}")
     if not progress:
         overrides.append("train.progress=false")
-    cfg = load_config(study.reid.base_config, overrides)
-    final = train(cfg, hooks=study_hooks(cfg))
+    from reid.configs import config_path
+
+    # a shipped config by name or path ("configs/default.yaml" resolves from an installed package too)
+    base = config_path(study.reid.base_config) if study.reid.base_config is not None else None
+    cfg = load_config(base, overrides)
+    # a cell re-run after a failure starts over in its own run folder (finished cells are skipped)
+    final = train(cfg, hooks=study_hooks(cfg), overwrite=True)
     metric = study.reid.metric
     hist_path = cell_dir / "run" / "pw_histograms.json"
     hist = json.loads(hist_path.read_text())[-1] if hist_path.is_file() else None

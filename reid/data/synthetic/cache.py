@@ -15,19 +15,51 @@ from reid.data.synthetic.params import GENERATOR_VERSION, SyntheticMarsParams
 from reid.data.synthetic.writer import STAMP_NAME, make_synthetic_mars
 
 DEFAULT_DIRNAME = "synthetic_mars"
+HOME_ENV = "REID_HOME"
+DATASETS_ENV = "REID_DATASETS"
+
+
+def reid_home() -> Path:
+    """The user's cache folder for generated data: ``$REID_HOME``, else ``$XDG_CACHE_HOME/reid``,
+    else ``~/.cache/reid``. Never inside the installed package."""
+    env = os.environ.get(HOME_ENV)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "reid"
+
+
+def source_checkout_root() -> Path | None:
+    """The repository root when ``reid`` is imported from a source checkout (editable install or
+    ``PYTHONPATH``): the folder above the package holding ``pyproject.toml``; None for an install
+    into site-packages."""
+    root = Path(__file__).resolve().parents[3]  # reid/data/synthetic/cache.py
+    if any(part in ("site-packages", "dist-packages") for part in root.parts):
+        return None
+    if (root / "pyproject.toml").is_file() and (root / "reid" / "__init__.py").is_file():
+        return root
+    return None
 
 
 def default_dataset_dir() -> Path:
-    """``$REID_DATASETS/synthetic_mars`` if set; else ``<repo root>/datasets/synthetic_mars`` when the
-    package runs from a checkout (the folder holding ``pyproject.toml``); else
-    ``./datasets/synthetic_mars``."""
-    env = os.environ.get("REID_DATASETS")
+    """Where the embedded synthetic dataset is generated when no folder is given, first match:
+
+    1. ``$REID_DATASETS/synthetic_mars``;
+    2. ``$REID_HOME/datasets/synthetic_mars``;
+    3. ``<repo root>/datasets/synthetic_mars`` when the package runs from a source checkout;
+    4. ``~/.cache/reid/datasets/synthetic_mars`` (``$XDG_CACHE_HOME/reid/...`` if set).
+
+    Independent of the current directory, and never inside site-packages (docs/install.md).
+    """
+    env = os.environ.get(DATASETS_ENV)
     if env:
         return Path(env).expanduser() / DEFAULT_DIRNAME
-    repo_root = Path(__file__).resolve().parents[3]  # reid/data/synthetic/cache.py
-    if (repo_root / "pyproject.toml").is_file() and (repo_root / "reid").is_dir():
-        return repo_root / "datasets" / DEFAULT_DIRNAME
-    return Path.cwd() / "datasets" / DEFAULT_DIRNAME
+    if os.environ.get(HOME_ENV):
+        return reid_home() / "datasets" / DEFAULT_DIRNAME
+    root = source_checkout_root()
+    if root is not None:
+        return root / "datasets" / DEFAULT_DIRNAME
+    return reid_home() / "datasets" / DEFAULT_DIRNAME
 
 
 def read_stamp(root: str | os.PathLike) -> dict | None:
@@ -83,4 +115,4 @@ def ensure_synthetic_mars(out: str | os.PathLike | None = None, force: bool = Fa
     return out
 
 
-__all__ = ["DEFAULT_DIRNAME", "default_dataset_dir", "read_stamp", "ensure_synthetic_mars"]
+__all__ = ["DEFAULT_DIRNAME", "HOME_ENV", "DATASETS_ENV", "reid_home", "source_checkout_root", "default_dataset_dir", "read_stamp", "ensure_synthetic_mars"]
