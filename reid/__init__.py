@@ -16,3 +16,21 @@ try:
     __version__ = _distribution_version("reid")
 except PackageNotFoundError:  # imported from a source tree that was never installed
     __version__ = _SOURCE_VERSION
+
+# Lazy top-level exports (PEP 562): ``import reid`` stays instant and imports no torch; the
+# attribute loads its module on first use. name -> module defining it.
+_LAZY_EXPORTS = {"FeatureExtractor": "reid.engine.extractor"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY_EXPORTS:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY_EXPORTS[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'reid' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY_EXPORTS])

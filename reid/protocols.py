@@ -15,6 +15,18 @@ CLI arguments. Every report names its protocol.
     queries minus pid -1; junk = same pid and same camera as the query. AP is non-interpolated
     (mean precision at each hit).
 
+``single_camera`` -- data without camera ids (every camid equal): the gallery is the whole test
+    split, queries included; the only junk is the query's own gallery entry, every other
+    tracklet of its pid is a positive. AP is non-interpolated. The scorer is told which gallery
+    item is the query itself by ``query_gallery_index`` (the gallery index of each query, -1 when
+    absent; ``reid.eval.query_gallery_index`` computes it from the tracklets' frames); without
+    it, the query's own entry is the same-pid same-camera gallery item whose feature vector is
+    bit-identical to the query's, which is how the extractor produces it (one extraction per
+    distinct tracklet).
+
+Under every protocol the query's own gallery entry is junk (under ``official`` and ``torchreid``
+it already is: it has the query's pid and camera).
+
 Adding a protocol is one :class:`Protocol` value plus one ``PROTOCOLS.register`` line.
 """
 
@@ -39,8 +51,8 @@ class Protocol:
         junk_pids: gallery pids that are junk for every query at scoring time (official: -1).
         ap: ``"trapezoid"`` (MARS ``compute_AP.m``) or ``"non_interpolated"`` (mean of k / r_k).
         description: one line for ``--help`` and docs.
-
-    The same-pid same-camera rule (junk, not a positive) holds for every protocol defined here.
+        junk_same_camera: same pid and same camera as the query is junk (official, torchreid);
+            False: only the query's own entry is (``single_camera``).
     """
 
     name: str
@@ -49,6 +61,13 @@ class Protocol:
     junk_pids: tuple[int, ...]
     ap: Literal["trapezoid", "non_interpolated"]
     description: str
+    junk_same_camera: bool = True
+
+    @property
+    def needs_self_index(self) -> bool:
+        """The scorer must be told which gallery item is the query itself: the queries are in
+        the gallery and no camera rule makes that item junk already."""
+        return self.queries_in_gallery and not self.junk_same_camera
 
     # ------------------------------------------------------------------ building the splits
     def gallery_mask(self, test_pids: np.ndarray, is_query: np.ndarray) -> np.ndarray:
@@ -70,24 +89,31 @@ class Protocol:
         return np.nonzero(np.isin(gallery_pids, self.junk_pids))[0]
 
     def junk_mask(self, query_pid: int, query_camid: int, gallery_pids: np.ndarray,
-                  gallery_camids: np.ndarray) -> np.ndarray:
+                  gallery_camids: np.ndarray, is_self: np.ndarray | None = None) -> np.ndarray:
         """Which gallery items are ignored (neither positive nor negative) for a query. The query's
         pid / camera may be arrays that broadcast against the gallery arrays (``[c, 1]`` against
-        ``[c, L]``: many queries at once)."""
+        ``[c, L]``: many queries at once). ``is_self`` (same shape as the gallery arrays) marks the
+        query's own gallery entry, junk under every protocol."""
         gallery_pids = np.asarray(gallery_pids)
-        junk = (gallery_pids == query_pid) & (np.asarray(gallery_camids) == query_camid)
+        if self.junk_same_camera:
+            junk = (gallery_pids == query_pid) & (np.asarray(gallery_camids) == query_camid)
+        else:
+            junk = np.zeros(np.broadcast_shapes(gallery_pids.shape, np.shape(query_pid)), dtype=bool)
+        if is_self is not None:
+            junk = junk | np.asarray(is_self, dtype=bool)
         if self.junk_pids:
             junk |= np.isin(gallery_pids, self.junk_pids)
         return junk
 
     def positive_mask(self, query_pid: int, query_camid: int, gallery_pids: np.ndarray,
-                      gallery_camids: np.ndarray) -> np.ndarray:
+                      gallery_camids: np.ndarray, is_self: np.ndarray | None = None) -> np.ndarray:
         """Which gallery items are correct matches for one query (same pid, not junk); scalar
         query pid / camera only."""
         gallery_pids = np.asarray(gallery_pids)
         if query_pid in self.junk_pids:
             return np.zeros(len(gallery_pids), dtype=bool)
-        return (gallery_pids == query_pid) & ~self.junk_mask(query_pid, query_camid, gallery_pids, gallery_camids)
+        junk = self.junk_mask(query_pid, query_camid, gallery_pids, gallery_camids, is_self)
+        return (gallery_pids == query_pid) & ~junk
 
     def __str__(self) -> str:
         return self.name
@@ -112,6 +138,16 @@ PROTOCOLS.register("torchreid", Protocol(
     ap="non_interpolated",
     description="torchreid: queries and pid -1 removed from the gallery, same pid+camera is junk, "
                 "non-interpolated AP",
+))
+PROTOCOLS.register("single_camera", Protocol(
+    name="single_camera",
+    queries_in_gallery=True,
+    gallery_excludes_pids=(),
+    junk_pids=(),
+    ap="non_interpolated",
+    description="data without camera ids: queries stay in the gallery, only the query itself is junk, every "
+                "other same-pid tracklet is a positive, non-interpolated AP",
+    junk_same_camera=False,
 ))
 
 

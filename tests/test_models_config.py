@@ -76,3 +76,19 @@ def test_classifier_heads_init_and_dtypes():
     cosine = CosineClassifier(4, 3, scale=5.0)
     torch.testing.assert_close(cosine(x), 5.0 * cosine.cosine(x))
     assert cosine(x).abs().max() <= 5.0 + 1e-9
+
+
+def test_init_from_and_timm_backbones_are_config_keys(tmp_path):
+    cfg = ModelConfig.from_any({"backbone": "timm:resnet10t", "init_from": str(tmp_path / "best.pt"),
+                                "pretrained": "timm"})
+    assert (cfg.backbone, cfg.init_from, cfg.pretrained) == ("timm:resnet10t", str(tmp_path / "best.pt"), "imagenet")
+    with pytest.raises(ValueError, match="did you mean 'init_form' -> 'init_from'"):
+        ModelConfig.from_any({"init_form": "best.pt"})
+
+
+def test_torchvision_backbones_never_import_timm():
+    """timm is imported only for a ``timm:`` backbone: the main job (resnet18) starts as before."""
+    root = Path(__file__).resolve().parents[1]
+    code = ("import sys; from reid.models import ModelConfig, build_model; "
+            "build_model(ModelConfig(backbone='resnet18'), 3); assert 'timm' not in sys.modules, 'timm imported'")
+    subprocess.run([sys.executable, "-c", code], cwd=root, check=True)

@@ -114,3 +114,25 @@ def test_default_build_never_downloads(monkeypatch):
     backbone = build_backbone("resnet18")
     assert backbone.out_channels == 512
     build_model({"backbone": "resnet18"}, 2)
+
+
+def test_safetensors_file_loads_without_pickle(tmp_path, resnet18_state):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "resnet18.safetensors"
+    save_file({k: v.contiguous() for k, v in resnet18_state.items()}, str(path))
+    model = build_model({"backbone": "resnet18", "pretrained": str(path)}, 4)
+    assert torch.equal(model.backbone.layer4[1].conv2.weight, resnet18_state["layer4.1.conv2.weight"])
+
+
+def test_unreadable_safetensors_file_names_the_format(tmp_path):
+    path = tmp_path / "broken.safetensors"
+    path.write_bytes(b"\x00" * 16)
+    with pytest.raises(PretrainedWeightsError, match="broken.safetensors: could not be read as a safetensors file"):
+        build_model({"backbone": "resnet18", "pretrained": str(path)}, 4)
+
+
+def test_timm_spelling_on_a_torchvision_backbone_means_its_imagenet_weights(monkeypatch, resnet18_state):
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", lambda *a, **k: resnet18_state)
+    model = build_model({"backbone": "resnet18", "pretrained": "timm"}, 4)
+    assert torch.equal(model.backbone.conv1.weight, resnet18_state["conv1.weight"])

@@ -55,7 +55,9 @@ def test_noise_hook_touches_only_training_data_and_reports(tmp_path, monkeypatch
 
     trainer.logits = logits.numpy()  # memorised everything: noisy fit 1, clean fit 1, no correction
     out = hook.on_evaluate(trainer, 0, {"mAP": 0.5})
-    assert out == {"noisy_fit": 1.0, "clean_fit": 1.0, "correction_rate": 0.0, "train_acc": 1.0}
+    assert {k: out[k] for k in ("noisy_fit", "clean_fit", "correction_rate", "train_acc")} == {
+        "noisy_fit": 1.0, "clean_fit": 1.0, "correction_rate": 0.0, "train_acc": 1.0}
+    assert set(out) == {"noisy_fit", "clean_fit", "correction_rate", "train_acc", "auc_p", "auc_w"}
     final = {"best": {"mAP": 0.5, **out}, "final": {"mAP": 0.5, **out}}
     hook.on_fit_end(trainer, final)
     assert final["noise"]["best"]["noisy_fit"] == 1.0 and "best" in final["noise"]["reporting"]

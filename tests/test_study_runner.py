@@ -74,6 +74,11 @@ def test_smoke_study_end_to_end_and_resumable(tmp_path, capsys):
     for png in ("metric_vs_rate_final.png", "weight_curves.png", "p_histograms_final.png"):
         assert (out / png).stat().st_size > 1000
     assert (out / "cells" / cells[1] / "pw_distributions.png").is_file()
+    # trajectories next to every cell; the detection / gradient-share figure for the study
+    z = np.load(out / "cells" / cells[0] / "trajectories.npz")
+    assert z["p"].shape == (1, 160) and int(z["noisy_mask"].sum()) == hist["num_noisy"]
+    assert (out / "detection_curves.png").stat().st_size > 1000
+    assert "best by test (oracle)" in table and rec["onset_epoch"] is None
 
     # second run: nothing to do
     mtime = (out / "cells" / cells[0] / "cell.json").stat().st_mtime_ns
@@ -105,6 +110,36 @@ def test_invalid_study_config_names_file_and_key(tmp_path):
                                  "classification": {"epochz": 3}}))
     with pytest.raises(StudyError, match=r"s\.yaml.*\n.*classification\.epochz"):
         load_study(p)
+
+
+def test_validation_seeds_and_baseline_in_a_study(tmp_path):
+    from reid.studies.runner import load_study, run_study
+
+    path = _study_yaml(tmp_path, _tiny_idx(tmp_path / "idx"))
+    cfg = yaml.safe_load(path.read_text())
+    cfg.update(schemes=[{"name": "cce", "label": "plain", "normalize": "n"}, {"name": "cce", "label": "dn"}],
+               seeds=[0, 1], baseline="plain", validation={"fraction": 0.25, "seed": 0})
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "out"
+    run_study(load_study(path), out, progress=False, log=lambda m: None)
+    rec = json.loads((out / "cells" / "plain-symmetric0.4-seed1" / "cell.json").read_text())
+    assert rec["best_by_val"]["epoch"] == 1 and rec["best_by_test"]["oracle"] is True
+    hist = json.loads((out / "cells" / "dn-symmetric0.4-seed0" / "history.json").read_text())
+    # 25 % per (noisy) training label, rounded per class; 121 training images = a last batch of one
+    assert hist["num_val"] == 39 and hist["num_train"] == 121
+    table = (out / "table.md").read_text()
+    assert "Paired verdicts against `plain`" in table and "| dn | symmetric 0.4 | test accuracy |" in table
+
+
+def test_unknown_baseline_is_rejected_at_load(tmp_path):
+    from reid.studies.runner import StudyError, load_study
+
+    path = _study_yaml(tmp_path, tmp_path)
+    cfg = yaml.safe_load(path.read_text())
+    cfg["baseline"] = "ccee"
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(StudyError, match="baseline: 'ccee' is not a scheme"):
+        load_study(path)
 
 
 def test_unknown_scheme_is_rejected_at_load(tmp_path):

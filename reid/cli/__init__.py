@@ -2,6 +2,8 @@
 
     reid train [--config NAME|FILE] [key=value ...]   reid.cli.train
     reid eval --features F.npz --protocol official    reid.cli.eval
+    reid extract --checkpoint best.pt --input DIR     reid.cli.extract
+    reid export --checkpoint best.pt --format onnx    reid.cli.export
     reid inspect --root ROOT                          reid.cli.inspect
     reid study --config study_smoke                   reid.cli.study
     reid make-synthetic --out DIR                     reid.cli.make_synthetic
@@ -25,6 +27,8 @@ from reid.cli.common import fail
 COMMANDS = {
     "train": ("reid.cli.train", "train and evaluate a model from a YAML config (bare: the main job)"),
     "eval": ("reid.cli.eval", "score features or a checkpoint: exact mAP / CMC / mINP under a named protocol"),
+    "extract": ("reid.cli.extract", "features of a folder of tracklet folders with a checkpoint (one vector each)"),
+    "export": ("reid.cli.export", "export a checkpoint: weights-only safetensors, ONNX or TorchScript (+ model.json)"),
     "inspect": ("reid.cli.inspect", "validate a dataset (MARS, CSV manifest, folders) and print its splits"),
     "study": ("reid.cli.study", "run a noisy-label robustness study (schemes x noise x seeds)"),
     "make-synthetic": ("reid.cli.make_synthetic", "generate the synthetic MARS-format dataset"),
@@ -44,6 +48,7 @@ examples:
   reid train --config mars_resnet50 data.root=/data/MARS
   reid train --config schemes/dm --print-config
   reid eval --features feats.npz --protocol official --json
+  reid extract --checkpoint runs/x/best.pt --input tracklets/ --out feats.npz
   reid inspect --root /data/MARS
   reid study --config study_smoke
 

@@ -13,13 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 
 from reid.cli.common import UsageError, add_debug_flag, debug_requested, guarded
-from reid.eval import METRICS, EvaluationInputError, evaluate, format_report
+from reid.eval import METRICS, EvaluationInputError, evaluate, format_report, query_gallery_index
+from reid.eval.feature_file import protocol_mismatch, read_meta, save_feature_file
 from reid.protocols import PROTOCOLS, Protocol
 
 NPZ_KEYS = ("query_feats", "gallery_feats", "query_pids", "query_camids", "gallery_pids", "gallery_camids")
@@ -54,8 +56,10 @@ npz format (features mode): arrays query_feats [Q,D], gallery_feats [G,D], query
 query_camids [Q], gallery_pids [G], gallery_camids [G] (ids: integers that fit in int64). For
 --visualize the file may also hold the frame paths as query_frame_paths / gallery_frame_paths
 (1-D str arrays of all frames) with query_frame_offsets / gallery_frame_offsets ([N+1] ints:
-tracklet i = paths[off[i]:off[i+1]]); --save-features writes them. Object arrays are refused
-(the file is read with allow_pickle=False).
+tracklet i = paths[off[i]:off[i+1]]); --save-features writes them, plus query_gallery_index
+([Q]: the gallery index of each query's own tracklet, -1 if absent) and the 0-d strings
+protocol, metric and dataset. Scoring a file under another protocol than its own warns on
+stderr (--strict: refuses). Object arrays are refused (the file is read with allow_pickle=False).
 
 protocols (--protocol):
 {protocols}
@@ -93,8 +97,12 @@ def build_parser(prog: str = "reid eval") -> argparse.ArgumentParser:
     src.add_argument("--checkpoint", type=Path, help="model checkpoint; features are extracted first")
     p.add_argument("--data", type=str, default=None,
                    help="checkpoint mode: dataset root (default: the run's own data settings)")
-    p.add_argument("--protocol", choices=PROTOCOLS.names(), required=True,
-                   help="evaluation protocol (see 'protocols' below)")
+    p.add_argument("--protocol", choices=PROTOCOLS.names(), default=None,
+                   help="evaluation protocol (see 'protocols' below; default: the one the features file "
+                   "names, or the run's with --checkpoint)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse (exit 2) a features file written for another protocol than --protocol, or "
+                   "naming none, instead of warning")
     p.add_argument("--metric", choices=METRICS.names(), default=None,
                    help="distance metric (default: the run's eval.metric with --checkpoint, else cosine; "
                    "see 'metrics' below)")
@@ -115,7 +123,9 @@ def build_parser(prog: str = "reid eval") -> argparse.ArgumentParser:
     p.add_argument("--visualize", type=int, default=0, metavar="N", help="write ranked-list PNGs for N queries")
     p.add_argument("--out", type=Path, default=None, help="folder for the --visualize PNGs")
     p.add_argument("--topk", type=int, default=10, help="gallery tracklets per visualised query (>= 1)")
-    p.add_argument("--seed", type=int, default=0, help="seed choosing the visualised queries")
+    p.add_argument("--order", choices=("worst", "best", "random"), default="worst",
+                   help="which queries --visualize draws: lowest AP first (default), highest first, or random")
+    p.add_argument("--seed", type=int, default=0, help="seed choosing the visualised queries with --order random")
     add_debug_flag(p)
     return p
 
@@ -212,24 +222,55 @@ def _checkpoint_arrays(args: argparse.Namespace) -> tuple[dict, str]:
     arrays = {k: np.asarray(out[k]) for k in NPZ_KEYS}
     arrays.update(_paths_to_arrays("query", out.get("query_paths", [])))
     arrays.update(_paths_to_arrays("gallery", out.get("gallery_paths", [])))
+    if "query_paths" in out:
+        arrays["query_gallery_index"] = query_gallery_index(out["query_paths"], out["gallery_paths"])
+    meta = {"protocol": str(out.get("protocol") or args.protocol), "metric": out.get("metric", "cosine"),
+            "dataset": out.get("dataset") or (Path(args.data).name if args.data else None)}
     if args.save_features:
-        args.save_features.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(args.save_features, **arrays)
-    return arrays, out.get("metric", "cosine")
+        save_feature_file(args.save_features, arrays, **meta)
+    return arrays, meta
+
+
+def file_protocol(args: argparse.Namespace, meta: dict) -> str:
+    """The protocol to score a features file under: ``--protocol``, checked against the one the
+    file names (a warning on stderr, or a :class:`UsageError` with ``--strict``), else the file's."""
+    named = meta.get("protocol")
+    if args.protocol is None:
+        if named is None or named not in PROTOCOLS.names():
+            what = "names no protocol" if named is None else f"names protocol {named!r}, unknown to this version"
+            raise UsageError(f"--protocol is required: {args.features} {what} "
+                             f"(choices: {', '.join(PROTOCOLS.names())})")
+        return named
+    if named is None and args.strict:
+        raise UsageError(f"--strict: {args.features} names no protocol, so it cannot be checked against "
+                         f"--protocol {args.protocol}; rewrite it with --save-features or reid extract, or drop --strict")
+    problem = protocol_mismatch(args.features, meta.get("protocol"), args.protocol)
+    if problem and args.strict:
+        raise UsageError(f"--strict: {problem}; score it with --protocol {meta['protocol']} or re-extract "
+                         f"the features for {args.protocol}")
+    if problem:
+        print(f"warning: {problem}; the numbers may not mean what they would under {args.protocol} "
+              "(--strict refuses)", file=sys.stderr)
+    return args.protocol
 
 
 def run(args: argparse.Namespace) -> int:
     check_arguments(args)
     if args.features is not None:
         arrays = load_features(args.features, need_paths=bool(args.visualize))
-        source, run_metric = str(args.features), "cosine"
+        meta = read_meta(arrays)
+        protocol = file_protocol(args, meta)
+        source = str(args.features)
     else:
-        arrays, run_metric = _checkpoint_arrays(args)
-        source = str(args.checkpoint)
-    metric = args.metric or run_metric
+        arrays, meta = _checkpoint_arrays(args)
+        protocol, source = meta["protocol"], str(args.checkpoint)
+    metric = args.metric or meta.get("metric") or "cosine"
+    if metric not in METRICS.names():
+        metric = "cosine"  # a file naming a metric this version lacks: the documented default
     try:
-        report = evaluate(*(arrays[k] for k in NPZ_KEYS), protocol=args.protocol, metric=metric,
-                          rerank=args.rerank, chunk_size=args.chunk_size, progress=not args.json)
+        report = evaluate(*(arrays[k] for k in NPZ_KEYS), protocol=protocol, metric=metric,
+                          rerank=args.rerank, chunk_size=args.chunk_size, progress=not args.json,
+                          query_gallery_index=arrays.get("query_gallery_index"))
     except EvaluationInputError as exc:
         raise EvaluationInputError(f"{source}: {exc}") from None
 
@@ -237,10 +278,10 @@ def run(args: argparse.Namespace) -> int:
         from reid.eval.visualize import visualize_queries
 
         q_paths, g_paths = _arrays_to_paths(arrays, "query"), _arrays_to_paths(arrays, "gallery")
-        written = visualize_queries(arrays, q_paths, g_paths, args.out, args.visualize, args.protocol,
-                                    metric, topk=args.topk, seed=args.seed)
+        written = visualize_queries(arrays, q_paths, g_paths, args.out, args.visualize, protocol,
+                                    metric, topk=args.topk, seed=args.seed, order=args.order, report=report)
         if not args.json:
-            print(f"wrote {len(written)} ranked-list images to {args.out}")
+            print(f"wrote {len(written)} ranked-list images and index.html to {args.out}")
     if args.json:
         print(json.dumps(json_safe(report.to_dict()), allow_nan=False))
     else:

@@ -57,6 +57,9 @@ def build_parser(prog: str = "reid inspect") -> argparse.ArgumentParser:
                              "registered protocol)")
     parser.add_argument("--verify-frames", action="store_true",
                         help="decode every frame (slow on real MARS: minutes); fails on corrupt files")
+    parser.add_argument("--format-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="the reader's own option, repeatable (value read as YAML), e.g. split_index=3 "
+                             "for ilids_vid / prid2011, use_val=true for msmt17")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     add_debug_flag(parser)
     return parser
@@ -65,8 +68,12 @@ def build_parser(prog: str = "reid inspect") -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from reid.data.inspect import format_summary, inspect_dataset
 
+    from reid.engine.config_files import parse_override
+
     protocols = None if args.protocol == "both" else (args.protocol,)
-    summary = inspect_dataset(args.root, args.index_only, protocols, args.verify_frames, progress=not args.json)
+    options = dict(parse_override(text) for text in args.format_option)  # ConfigError names a bad one
+    summary = inspect_dataset(args.root, args.index_only, protocols, args.verify_frames, progress=not args.json,
+                              format_options=options)
     print(json.dumps(summary) if args.json else format_summary(summary))
     return 0
 

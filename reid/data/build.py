@@ -6,6 +6,9 @@ Accepted layouts (``fmt="auto"`` asks every reader's ``detect``, in registration
 * ``mars``: a folder with ``info/tracks_test_info.mat`` (the official MARS layout, see
   :mod:`reid.data.mars`);
 * ``csv``: a ``.csv`` file, a manifest of your own tracklets (see :mod:`reid.data.custom`);
+* ``ilids_vid``, ``prid2011``, ``duke_video`` (video) and ``market1501``, ``dukemtmc_reid``,
+  ``msmt17`` (image, one-frame tracklets): the standard benchmarks in their release layouts (see
+  each reader module); iLIDS-VID and PRID-2011 take ``split_index`` (``data.format_options``);
 * ``folder``: a folder with ``train/``, ``query/`` and ``gallery/`` sub-folders in the
   ``<pid>/<camid>_<tracklet>/<frames>`` convention (see :func:`reid.data.custom.load_folder`);
 * ``root=None``: the embedded synthetic dataset, generated once (MARS layout) by
@@ -18,12 +21,18 @@ Adding a format is one reader module (a ``detect`` and a ``load`` function) plus
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from reid.data.custom import is_folder_dataset, is_manifest, load_folder, load_manifest
+from reid.data.duke_video import is_duke_video, load_duke_video
+from reid.data.ilids_vid import is_ilids_vid, load_ilids_vid
+from reid.data.market1501 import is_dukemtmc_reid, is_market1501, load_dukemtmc_reid, load_market1501
+from reid.data.msmt17 import is_msmt17, load_msmt17
+from reid.data.prid2011 import is_prid2011, load_prid2011
 from reid.data.mars import is_mars_root, load_mars
 from reid.data.mars_format import INFO_DIR, INFO_MARKER
 from reid.data.tracklet import DatasetError, VideoReIDData
@@ -36,8 +45,9 @@ class Reader:
 
     Attributes:
         detect: ``detect(root) -> bool``: whether ``root`` is in this format (``fmt="auto"``).
-        load: ``load(root, protocol, validate, check_files, verify_frames, corrupt, progress)
-            -> VideoReIDData`` (keyword arguments).
+        load: ``load(root, protocol, validate, check_files, verify_frames, corrupt, progress,
+            **options) -> VideoReIDData`` (keyword arguments; ``options`` are the format's own,
+            ``data.format_options``, only for readers whose ``load`` takes ``**options``).
         layout: the layout in words, for the error that lists the accepted layouts.
     """
 
@@ -46,9 +56,11 @@ class Reader:
     layout: str
 
 
-def _load_folder(root, *, check_files: bool, **kwargs) -> VideoReIDData:
-    # the folder reader lists the frames it reads, so they exist: check_files has nothing to do
-    return load_folder(root, **kwargs)
+def _load_folder(root, *, check_files: bool, protocol, validate, verify_frames, corrupt, progress) -> VideoReIDData:
+    # the folder reader lists the frames it reads, so they exist: check_files has nothing to do;
+    # no ``**options``: the folder format takes none (build_data refuses them)
+    return load_folder(root, protocol=protocol, validate=validate, verify_frames=verify_frames,
+                       corrupt=corrupt, progress=progress)
 
 
 READERS: Registry[Reader] = Registry("dataset format")
@@ -59,6 +71,31 @@ READERS.register("mars", Reader(
 READERS.register("csv", Reader(
     detect=is_manifest, load=load_manifest,
     layout="a .csv manifest with columns path,pid,camid,tracklet_id,frame_index,split,is_query",
+))
+# the standard benchmarks, before ``folder``: a DukeMTMC-VideoReID root also has train/ query/ gallery/
+READERS.register("ilids_vid", Reader(
+    detect=is_ilids_vid, load=load_ilids_vid,
+    layout="an iLIDS-VID root with i-LIDS-VID/sequences/cam1,cam2/personNNN/*.png",
+))
+READERS.register("prid2011", Reader(
+    detect=is_prid2011, load=load_prid2011,
+    layout="a PRID-2011 root with prid_2011/multi_shot/cam_a,cam_b/person_NNNN/*.png and splits_prid2011.json",
+))
+READERS.register("duke_video", Reader(
+    detect=is_duke_video, load=load_duke_video,
+    layout="DukeMTMC-VideoReID: train/, query/, gallery/ of <pid>/<tracklet>/<pid>_C<cam>_F<frame>_X<n>.jpg",
+))
+READERS.register("market1501", Reader(
+    detect=is_market1501, load=load_market1501,
+    layout="Market-1501: bounding_box_train/, query/, bounding_box_test/ of 0002_c1s1_000451_03.jpg names",
+))
+READERS.register("dukemtmc_reid", Reader(
+    detect=is_dukemtmc_reid, load=load_dukemtmc_reid,
+    layout="DukeMTMC-reID: bounding_box_train/, query/, bounding_box_test/ of 0001_c2_f0046182.jpg names",
+))
+READERS.register("msmt17", Reader(
+    detect=is_msmt17, load=load_msmt17,
+    layout="MSMT17: list_train.txt, list_query.txt, list_gallery.txt with train/ and test/ image folders",
 ))
 READERS.register("folder", Reader(
     detect=is_folder_dataset, load=_load_folder,
@@ -93,6 +130,7 @@ def build_data(
     check_files: bool = True,
     verify_frames: bool = False,
     progress: bool = True,
+    **options,
 ) -> VideoReIDData:
     """Load a dataset under an evaluation protocol.
 
@@ -105,19 +143,28 @@ def build_data(
         validate, corrupt, check_files, verify_frames: see :func:`reid.data.mars.load_mars`.
             The reader validates ``protocol`` and ``corrupt`` (once) and records both on the
             returned data.
+        options: the format's own options (``data.format_options``), e.g. ``split_index=3`` for
+            ``ilids_vid`` / ``prid2011``; each reader refuses keys it does not take.
     """
     if fmt != "auto":
         READERS.check(fmt, key="fmt")
     if root is None:
         from reid.data.synthetic import ensure_synthetic_mars  # the generator is only needed here
 
+        if options:
+            raise DatasetError(f"data.format_options {sorted(options)} apply to a dataset root, not the "
+                               f"embedded synthetic dataset (data.root: null)")
         root = ensure_synthetic_mars(**(synthetic_params or {}))
         fmt = "mars"
     elif synthetic_params:
         raise ValueError("synthetic_params only apply with root=None (the embedded synthetic dataset)")
     name = detect_format(root) if fmt == "auto" else fmt
-    data = READERS[name].load(root, protocol=protocol, validate=validate, check_files=check_files,
-                              verify_frames=verify_frames, corrupt=corrupt, progress=progress)
+    load = READERS[name].load
+    if options and not any(p.kind is p.VAR_KEYWORD for p in inspect.signature(load).parameters.values()):
+        raise DatasetError(f"data.format_options: the {name} format takes no options (got {sorted(options)}); "
+                           f"remove data.format_options")
+    data = load(root, protocol=protocol, validate=validate, check_files=check_files,
+                verify_frames=verify_frames, corrupt=corrupt, progress=progress, **options)
     if name == "mars":
         from reid.data.synthetic import STAMP_NAME  # the generator's stamp marks generated data
 

@@ -59,6 +59,7 @@ def inspect_dataset(
     protocols: Sequence[str | Protocol] | None = None,
     verify_frames: bool = False,
     progress: bool = True,
+    format_options: dict | None = None,
 ) -> dict:
     """Validate the dataset at ``root`` and summarise it.
 
@@ -69,18 +70,26 @@ def inspect_dataset(
         protocols: protocols to report gallery sizes for; ``None`` = every registered protocol.
         verify_frames: also decode every frame (minutes on real MARS).
         progress: show progress bars.
+        format_options: the format's own options (``data.format_options``, e.g.
+            ``{"split_index": 3}`` for iLIDS-VID / PRID-2011).
 
     Returns:
-        ``{"root", "format", "train", "test", "query", "protocols"}`` (see
-        :func:`~reid.data.validation.split_statistics`), plus ``frames_decoded`` when frames
-        were decoded.
+        ``{"root", "format", "kind", "train", "test", "query", "protocols"}`` (see
+        :func:`~reid.data.validation.split_statistics`; ``kind`` is ``"image"`` when every
+        tracklet is one frame, else ``"video"``), plus ``format_options`` when given and
+        ``frames_decoded`` when frames were decoded.
     """
     if index_only:
         stats = _index_statistics(root, protocols)
         return {"root": str(find_info_dir(root)), "format": "mars (index only)", **stats}
     fmt = detect_format(root)
-    data = build_data(root, fmt=fmt, protocol="official", verify_frames=verify_frames, progress=progress)
-    out = {"root": str(root), "format": fmt, **_data_statistics(data, protocols)}
+    options = dict(format_options or {})
+    data = build_data(root, fmt=fmt, protocol="official", verify_frames=verify_frames, progress=progress, **options)
+    every = data.train + data.gallery
+    kind = "image" if every and all(len(t) == 1 for t in every) else "video"
+    out = {"root": str(root), "format": fmt, "kind": kind, **_data_statistics(data, protocols)}
+    if options:
+        out["format_options"] = options
     issues = data.frame_issues
     if issues is not None and issues.scanned:
         out["frames_decoded"] = issues.scanned
@@ -90,8 +99,10 @@ def inspect_dataset(
 def format_summary(summary: dict) -> str:
     """The :func:`inspect_dataset` dict as a text table."""
     tr, te = summary["train"], summary["test"]
+    options = "".join(f", {k}={v}" for k, v in summary.get("format_options", {}).items())
     rows = [
-        f"dataset: {summary['root']} ({summary['format']})",
+        f"dataset: {summary['root']} ({summary['format']}{options})",
+        *(["images: one-frame tracklets (tracklets = images)"] if summary.get("kind") == "image" else []),
         "",
         f"{'split':<8}{'tracklets':>11}{'ids':>8}{'frames':>11}{'cameras':>9}",
         f"{'train':<8}{tr['tracklets']:>11}{tr['ids']:>8}{tr['frames']:>11}{tr['cameras']:>9}",

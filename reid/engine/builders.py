@@ -46,6 +46,7 @@ def build_data(cfg: DataConfig, progress: bool = True):
         corrupt=cfg.corrupt,
         synthetic_params=cfg.synthetic,
         progress=progress,
+        **cfg.format_options,
     )
 
 

@@ -27,7 +27,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, field_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt,
+                      field_validator, model_validator)
 
 from reid.data.noise import NoiseConfig
 from reid.engine.config_files import (
@@ -106,6 +107,10 @@ class DataConfig(_Section):
     corrupt: CorruptPolicy = Field("error", description="policy for unreadable frames: error | skip")
     verify_frames: StrictBool = Field(
         True, description="with corrupt=error, decode every frame before training (cached by size+mtime)"
+    )
+    format_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the reader's own options, e.g. {split_index: 3} for ilids_vid / prid2011, {use_val: true} for msmt17",
     )
     synthetic: dict[str, Any] | None = Field(
         None, description="parameters of ensure_synthetic_mars when root is null (out, ids_train, ids_test, tiny, ...)"
@@ -203,6 +208,24 @@ class TrainConfig(_Section):
     progress: StrictBool = Field(True, description="tqdm progress bar on rank 0")
 
 
+class ValidationConfig(_Section):
+    """A validation split carved from the training data (:mod:`reid.data.holdout`), with the
+    training (noisy) labels: ``fraction`` of the training identities, or the training labels
+    ``ids``, become validation query/gallery tracklets; checkpoints are then also ranked on it
+    (``best_by_val``; ``best_by_test`` is the oracle)."""
+
+    fraction: float | None = Field(None, gt=0, lt=1, description="fraction of training identities held out")
+    ids: list[StrictInt] | None = Field(None, description="training labels held out (instead of fraction)")
+    seed: StrictInt = Field(0, description="seed of the identity and query draw")
+
+    @field_validator("ids")
+    @classmethod
+    def _ids_not_empty(cls, v):
+        if v is not None and not v:
+            raise ValueError("give at least one training label, or use fraction")
+        return v
+
+
 class EvalConfig(_Section):
     every: StrictInt = Field(0, ge=0, description="epochs between evaluations (0 = only at the end)")
     metric: DistanceMetric = Field("cosine", description="cosine | euclidean")
@@ -211,10 +234,26 @@ class EvalConfig(_Section):
         4, gt=0, description="use at most this many evenly spaced frames per test tracklet (null = all)"
     )
     untrained: StrictBool = Field(True, description="evaluate the network before training (baseline row)")
-    report: Literal["final", "best"] = Field(
-        "final", description="which checkpoint's metrics final.json reports as the headline"
+    report: Literal["final", "best", "best_by_val"] = Field(
+        "final", description="final.json's headline: final | best (by test mAP: an oracle) | best_by_val "
+                             "(by validation mAP; needs eval.validation)"
     )
     predict_frames: StrictInt = Field(8, gt=0, description="frames per tracklet for predict_train_split()")
+    validation: ValidationConfig | None = Field(
+        None, description="hold out training identities for model selection (off: the main job)")
+
+    @field_validator("validation")
+    @classmethod
+    def _fraction_or_ids(cls, v):
+        if v is not None and (v.fraction is None) == (v.ids is None):
+            raise ValueError("set exactly one of eval.validation.fraction and eval.validation.ids")
+        return v
+
+    @model_validator(mode="after")
+    def _best_by_val_needs_validation(self):
+        if self.report == "best_by_val" and self.validation is None:
+            raise ValueError("eval.report=best_by_val needs eval.validation (e.g. {fraction: 0.1})")
+        return self
 
 
 class Config(_Section):

@@ -33,7 +33,7 @@ def evaluate_retrieval(model: nn.Module, data, data_cfg: DataConfig, eval_cfg: E
     ``data.protocol`` and ``eval.metric`` (features from ``eval.max_frames`` frames per
     tracklet, ``eval.chunk`` frames per forward). Returns the report's ``to_dict()``. Each
     distinct test tracklet is extracted once; the model's train/eval mode is restored."""
-    from reid.eval import evaluate
+    from reid.eval import evaluate, query_gallery_index
     from reid.eval.extract import extract_query_gallery
 
     was_training = model.training
@@ -47,6 +47,8 @@ def evaluate_retrieval(model: nn.Module, data, data_cfg: DataConfig, eval_cfg: E
         np.array([t.pid for t in data.query]), np.array([t.camid for t in data.query]),
         np.array([t.pid for t in data.gallery]), np.array([t.camid for t in data.gallery]),
         protocol=data.protocol, metric=eval_cfg.metric,
+        # which gallery entry is each query itself (single_camera's only junk)
+        query_gallery_index=query_gallery_index(data.query, data.gallery),
     )
     model.train(was_training)
     return report.to_dict()
@@ -85,6 +87,7 @@ def load_model_from_checkpoint(checkpoint: str | Path) -> tuple[nn.Module, dict]
     model_cfg = dict(_require(config, "model", "config.", path))
     num_classes = int(_require(ckpt, "num_classes", "", path))
     model_cfg["pretrained"] = None
+    model_cfg["init_from"] = None  # every weight comes from this checkpoint, not from the run's init
     model = build_model(model_cfg, num_classes, strict=False)
     try:
         model.load_state_dict(_strip_prefixes(dict(state)), strict=True)
@@ -159,6 +162,7 @@ def features_from_checkpoint(
         "gallery_paths": [list(t.frames) for t in data.gallery],
         "protocol": data.protocol,
         "metric": eval_cfg.metric,
+        "dataset": data.name,
     }
 
 

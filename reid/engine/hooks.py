@@ -15,6 +15,9 @@ from reid.engine.distributed import barrier
 from reid.engine.report import format_final_table, numeric_metrics
 
 
+VALIDATION_KEYS = ("mAP", "rank1", "rank5", "mINP", "queries")  # logged as val_<key>
+
+
 class MetricsWriterHook:
     """``train`` records in ``metrics.jsonl`` / TensorBoard every ``train.log_every`` steps (and
     at the last iteration of an epoch), and the per-epoch summary line in ``train.log``."""
@@ -89,8 +92,9 @@ class ProgressBarHook:
 class EvalHook:
     """Retrieval evaluation every ``eval.every`` epochs and after the last one (rank 0 over the
     full test set, the other ranks wait), the untrained baseline before training, the history and
-    the best evaluation by mAP (saved as ``best.pt``). Other hooks' ``on_evaluate`` results join
-    the logged metrics."""
+    the best evaluation by mAP (saved as ``best.pt``; selected on the test set, so an oracle) and,
+    with ``eval.validation``, the best by validation mAP (``val_*`` metrics). Other hooks'
+    ``on_evaluate`` results join the logged metrics."""
 
     state_key = "evaluation"
 
@@ -98,16 +102,20 @@ class EvalHook:
         self.every = every
         self.evaluate_untrained = untrained
         self.best: dict[str, Any] = {"mAP": -1.0, "epoch": 0, "metrics": None}
+        # by validation mAP (eval.validation): what a user without test labels can select on
+        self.best_val: dict[str, Any] = {"val_mAP": -1.0, "epoch": 0, "metrics": None}
         self.untrained: dict | None = None
         self.history: list[dict] = []
         self.last_metrics: dict | None = None
 
     # state --------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"best": dict(self.best), "untrained": self.untrained, "history": list(self.history)}
+        return {"best": dict(self.best), "best_val": dict(self.best_val), "untrained": self.untrained,
+                "history": list(self.history)}
 
     def load_state_dict(self, state: dict) -> None:
         self.best = dict(state.get("best") or self.best)
+        self.best_val = dict(state.get("best_val") or self.best_val)
         self.untrained = state.get("untrained")
         self.history = list(state.get("history") or [])
         self.last_metrics = self.history[-1]["metrics"] if self.history else None
@@ -148,6 +156,9 @@ class EvalHook:
         if metrics["mAP"] > self.best["mAP"]:
             self.best = {"mAP": float(metrics["mAP"]), "epoch": epoch_done, "metrics": numeric_metrics(metrics)}
             trainer.save_checkpoint("best.pt")
+        if metrics.get("val_mAP") is not None and metrics["val_mAP"] > self.best_val["val_mAP"]:
+            self.best_val = {"val_mAP": float(metrics["val_mAP"]), "epoch": epoch_done,
+                             "metrics": numeric_metrics(metrics)}
 
     def evaluate_and_log(self, trainer, epoch_done: int) -> dict | None:
         """Rank 0 evaluates; all ranks wait. Returns the merged metrics on rank 0."""
@@ -155,6 +166,9 @@ class EvalHook:
         if trainer.dist.is_main:
             t0 = time.perf_counter()
             metrics = trainer.evaluate()
+            validation = getattr(trainer, "evaluate_validation", lambda: None)()
+            if validation is not None:
+                metrics.update({f"val_{k}": validation[k] for k in VALIDATION_KEYS if k in validation})
             for extra in trainer.call_hooks("on_evaluate", epoch_done - 1, metrics):
                 if extra:
                     metrics.update(extra)

@@ -43,7 +43,7 @@ def preflight(cfg: Config, sources: dict[str, Any] | None = None, label: str = "
     problem found; see the module docstring for what is checked."""
     checks = [_check_losses, _check_synthetic, _check_augment, _check_hooks]
     if environment:
-        checks += [_check_data_root, _check_pretrained, _check_noise_manifest, _check_device]
+        checks += [_check_data_root, _check_pretrained, _check_init_from, _check_noise_manifest, _check_device]
     for check in checks:
         problem = check(cfg)
         if problem is not None:
@@ -125,8 +125,16 @@ def _check_pretrained(cfg: Config) -> tuple[str, str] | None:
     value = cfg.model.pretrained
     if value is None or value == "imagenet" or Path(value).is_file():
         return None
-    return "model.pretrained", (f"{value} is not a file; use null (from scratch), 'imagenet' (torchvision "
-                                "weights, downloaded once) or the path of a local state dict")
+    return "model.pretrained", (f"{value} is not a file; use null (from scratch), 'imagenet' (torchvision or, "
+                                "for timm:<name>, timm weights, downloaded once; 'timm' is the same) or the path "
+                                "of a local .pth / .safetensors state dict")
+
+
+def _check_init_from(cfg: Config) -> tuple[str, str] | None:
+    value = cfg.model.init_from
+    if value is None or Path(value).is_file():
+        return None
+    return "model.init_from", f"{value} is not a file (one of our checkpoints, e.g. runs/<run>/best.pt)"
 
 
 def _check_noise_manifest(cfg: Config) -> tuple[str, str] | None:

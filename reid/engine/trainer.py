@@ -180,6 +180,7 @@ class Trainer(TrainLoop):
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
 
         self.call_hooks("on_fit_start")  # may replace self.data.train: loaders come after
+        self.validation_data = self._carve_validation()  # after the noise: held-out labels are the noisy ones
 
         self.train_dataset = builders.build_train_dataset(cfg.data, self.data.train, seed=cfg.seed,
                                                           corrupt=self.data.corrupt)
@@ -221,6 +222,29 @@ class Trainer(TrainLoop):
         self.logger.info("frames verified: %d (%d decoded now, %d unchanged since an earlier check) in %.1f s; "
                          "cache %s", fc.frames, fc.decoded, fc.frames - fc.decoded, fc.seconds, fc.cache)
 
+    def _carve_validation(self):
+        """``eval.validation``: hold out training identities (by their training label, noisy where
+        the noise hook changed it) as validation query/gallery tracklets (:mod:`reid.data.holdout`);
+        the rest trains. ``train_keep_index`` maps the kept tracklets into the list the hooks saw in
+        ``on_fit_start`` (None without validation). The classifier keeps its ``num_classes`` rows."""
+        self.train_keep_index = None
+        v = self.cfg.eval.validation
+        if v is None:
+            return None
+        from dataclasses import replace
+
+        from reid.data.holdout import holdout_identities
+
+        held = holdout_identities(self.data.train, fraction=v.fraction, ids=v.ids, seed=v.seed,
+                                  min_train_ids=self.cfg.data.p * self.dist.world_size)
+        self.train_keep_index = held.train_index
+        self.data.train = [self.data.train[i] for i in held.train_index]
+        self.logger.info("validation: %d training identities held out (%d queries, %d gallery tracklets); "
+                         "%d tracklets left to train on", len(held.labels), len(held.query), len(held.gallery),
+                         len(self.data.train))
+        return replace(self.data, name=f"{self.data.name}-validation", train=[], query=held.query,
+                       gallery=held.gallery, protocol=held.protocol)
+
     def _build_sampler(self):
         from reid.data.sampling import PKSampler
 
@@ -256,6 +280,14 @@ class Trainer(TrainLoop):
         return evaluate_retrieval(self.model, self.data, self.cfg.data, self.cfg.eval, self.device,
                                   amp=self.amp_dtype is not None, num_workers=self.cfg.data.num_workers,
                                   progress=self.cfg.train.progress)
+
+    def evaluate_validation(self) -> dict | None:
+        """Retrieval metrics on the validation split (None without ``eval.validation``)."""
+        if getattr(self, "validation_data", None) is None:
+            return None
+        return evaluate_retrieval(self.model, self.validation_data, self.cfg.data, self.cfg.eval, self.device,
+                                  amp=self.amp_dtype is not None, num_workers=self.cfg.data.num_workers,
+                                  progress=False)
 
     def final_report(self) -> dict:
         return build_final_report(self, self.evaluation, time.perf_counter() - self._t_fit,

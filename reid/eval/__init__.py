@@ -1,5 +1,6 @@
 """Retrieval evaluation: exact mAP / CMC / mINP under a named protocol (``reid.protocols``:
-``official`` = MARS MATLAB, ``torchreid``), FAISS kNN, k-reciprocal re-ranking, ranked-list
+``official`` = MARS MATLAB, ``torchreid``,
+``single_camera``), FAISS kNN, k-reciprocal re-ranking, ranked-list
 visualisation.
 
 ``reid.eval.extract`` (feature extraction from a model) is imported on its own, so that scoring
@@ -10,6 +11,8 @@ listed in :mod:`reid.eval.metrics`.
 from reid.eval.features import METRICS, EvaluationInputError
 from reid.eval.metrics import evaluate
 from reid.eval.report import RetrievalReport, format_report
+from reid.eval.self_index import query_gallery_index
 from reid.protocols import PROTOCOLS
 
-__all__ = ["evaluate", "format_report", "RetrievalReport", "EvaluationInputError", "PROTOCOLS", "METRICS"]
+__all__ = ["evaluate", "format_report", "RetrievalReport", "EvaluationInputError", "PROTOCOLS", "METRICS",
+           "query_gallery_index"]

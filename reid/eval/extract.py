@@ -35,13 +35,14 @@ from reid.data.tracklet import Tracklet, VideoReIDData
 
 def _items(
     tracklets: Sequence[Tracklet], transform: Callable, num_workers: int, max_frames: int | None, corrupt: str,
-    pin_memory: bool,
+    pin_memory: bool, reader: Callable[[str], np.ndarray] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """One ``{"frames", "mask", "index", ...}`` item per tracklet, in order."""
     from reid.data.datasets import TestTrackletDataset
 
     mode, length = ("evenly", max_frames) if max_frames else ("all", None)
-    dataset = TestTrackletDataset(tracklets, transform, mode=mode, length=length, corrupt=corrupt)
+    extra = {} if reader is None else {"reader": reader}
+    dataset = TestTrackletDataset(tracklets, transform, mode=mode, length=length, corrupt=corrupt, **extra)
     # batch_size=None: no collation, tracklets have different lengths
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=None, shuffle=False, num_workers=num_workers, pin_memory=pin_memory,
@@ -103,6 +104,7 @@ def extract_features(
     bn: bool = True,
     amp: bool = False,
     corrupt: str = "error",
+    reader: Callable[[str], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Retrieval features ``[N, D]`` float32 of ``tracklets`` (row i = tracklet i).
 
@@ -120,6 +122,8 @@ def extract_features(
         bn: ``bn_feat`` (after BNNeck, the retrieval feature) or, if False, the pre-BN ``feat``.
         amp: run the forward passes under autocast (bfloat16 on CUDA, for speed on GPU).
         corrupt: unreadable-frame policy of the dataset (``"error"`` | ``"skip"``).
+        reader: ``frame name -> HxWx3 uint8 RGB`` (default: decode the file); lets in-memory
+            frames go through the same path (:class:`reid.engine.extractor.FeatureExtractor`).
     """
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
@@ -139,7 +143,7 @@ def extract_features(
     bar = tqdm(total=len(tracklets), desc="extract features", unit="tracklet", disable=not progress, leave=False)
     try:
         with torch.inference_mode():
-            items = _items(tracklets, transform, num_workers, max_frames, corrupt, device.type == "cuda")
+            items = _items(tracklets, transform, num_workers, max_frames, corrupt, device.type == "cuda", reader)
             for item in items:
                 frames, mask = item["frames"], item.get("mask")
                 if mask is not None and not bool(mask.all()):

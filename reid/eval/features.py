@@ -6,6 +6,7 @@ It imports no other module of the package, and the package's imports run one way
     features <- report <- scoring <- metrics (``evaluate``, the front door)
     exact_ranks (no reid.eval import) <- scoring
     features <- knn <- rerank <- metrics;  knn <- visualize
+    features <- self_index <- metrics, visualize
 
 Scores are "higher is better" everywhere: the cosine similarity of L2-normalised features
 (``cosine``) or, for ``euclidean``, ``q.g - ||g||^2 / 2``, which orders the gallery exactly as the

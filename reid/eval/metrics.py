@@ -30,6 +30,7 @@ from reid.eval.features import (
 )
 from reid.eval.report import RetrievalReport, format_report
 from reid.eval.rerank import KReciprocalReranker
+from reid.eval.self_index import query_gallery_index, resolve_self_index
 from reid.eval.scoring import (
     DEFAULT_RANKS,
     ap_from_ranks,
@@ -54,6 +55,7 @@ def evaluate(
     ranks: Sequence[int] = DEFAULT_RANKS,
     progress: bool = False,
     rerank_params: dict | None = None,
+    query_gallery_index=None,
 ) -> RetrievalReport:
     """Exact mAP / CMC / mINP of a query set against a gallery under a named protocol.
 
@@ -71,6 +73,10 @@ def evaluate(
             ~256 MB.
         ranks: CMC ranks to report.
         progress: show a tqdm bar over query chunks.
+        query_gallery_index: ``[Q]`` gallery index of each query's own tracklet (-1: not in the
+            gallery); that entry is junk. Needed by ``single_camera`` (queries in the gallery, no
+            camera rule); without it the entry is found by bit-identical features
+            (:mod:`reid.eval.self_index`). Other protocols already treat it as junk.
 
     Returns:
         A :class:`RetrievalReport` (``protocol`` = the protocol's name); ``to_dict()`` for the
@@ -88,6 +94,7 @@ def evaluate(
     qf, gf, qp, qc, gp, gc = validate_inputs(
         query_feats, gallery_feats, query_pids, query_camids, gallery_pids, gallery_camids, metric
     )
+    self_index = resolve_self_index(protocol, query_gallery_index, qf, gf, qp, qc, gp, gc)
     if chunk_size is None:
         chunk_size = auto_chunk_size(len(gf))
     if chunk_size < 1:
@@ -99,7 +106,8 @@ def evaluate(
         q, g, offset = prepare_features(qf, gf, metric)
         score_fn = make_score_fn(q, g, offset)
     return evaluate_scores(
-        score_fn, len(qf), qp, qc, gp, gc, protocol, metric, chunk_size, ranks, reranked=rerank, progress=progress
+        score_fn, len(qf), qp, qc, gp, gc, protocol, metric, chunk_size, ranks, reranked=rerank, progress=progress,
+        self_index=self_index,
     )
 
 
@@ -116,4 +124,5 @@ __all__ = [
     "prepare_features",
     "positive_ranks_chunk",
     "ap_from_ranks",
+    "query_gallery_index",
 ]

@@ -62,7 +62,8 @@ class _QueryGroups:
     (``Protocol.positive_mask``: same pid and not junk).
     """
 
-    def __init__(self, qp, qc, gp, gc, protocol: Protocol):
+    def __init__(self, qp, qc, gp, gc, protocol: Protocol, self_index: np.ndarray | None = None):
+        self.self_index = self_index  # gallery index of each query's own entry (-1: absent), or None
         self.gc = gc
         self.gp = gp
         order = np.argsort(gp, kind="stable")  # same-pid items keep ascending gallery index
@@ -82,8 +83,11 @@ class _QueryGroups:
         valid = col[None, :] < lengths[:, None]
         pos_in_sorted = np.where(valid, self.start[a:b, None] + col[None, :], 0)
         idx = self.order[pos_in_sorted] if len(self.order) else np.zeros_like(pos_in_sorted)
+        # the query's own entry has the query's pid, so it is among the same-pid items
+        is_self = None if self.self_index is None else valid & (idx == self.self_index[a:b, None])
         # junk_mask broadcasts: one query per row ([c, 1]) against its same-pid items ([c, L])
-        junk = valid & self.protocol.junk_mask(self.qp[a:b, None], self.qc[a:b, None], self.gp[idx], self.gc[idx])
+        junk = valid & self.protocol.junk_mask(self.qp[a:b, None], self.qc[a:b, None], self.gp[idx], self.gc[idx],
+                                               is_self)
         positive = valid & ~junk  # valid entries share the query's pid
         return idx, positive, junk
 
@@ -163,11 +167,13 @@ def evaluate_scores(
     ranks: Sequence[int] = DEFAULT_RANKS,
     reranked: bool = False,
     progress: bool = False,
+    self_index: np.ndarray | None = None,
 ) -> RetrievalReport:
     """Metrics from a chunked score function ``score_fn(a, b) -> [b-a, G]`` (higher = better).
-    The report names the protocol by its name."""
+    ``self_index`` (the gallery index of each query's own entry, -1 when absent) makes that entry
+    junk (:mod:`reid.eval.self_index`). The report names the protocol by its name."""
     protocol = resolve_protocol(protocol)
-    groups = _QueryGroups(query_pids, query_camids, gallery_pids, gallery_camids, protocol)
+    groups = _QueryGroups(query_pids, query_camids, gallery_pids, gallery_camids, protocol, self_index)
     ap = np.full(num_query, np.nan)
     first = np.zeros(num_query, np.int64)
     hardest = np.zeros(num_query, np.int64)

@@ -9,8 +9,12 @@
     out = model(frames, mask, labels)   # frames [B, T, 3, H, W], mask [B, T] bool
     out["feat"], out["bn_feat"], out["logits"], out["frame_weights"]
 
+    # any timm model; start from one of our checkpoints (classifier re-created for 100 ids)
+    build_model(ModelConfig(backbone="timm:convnext_tiny", init_from="runs/x/best.pt"), num_classes=100)
+
 Components come from registries (:class:`reid.registry.Registry`, name -> builder):
-:data:`BACKBONES` (``backbones.py``), :data:`AGGREGATORS` (``aggregation.py``),
+:data:`BACKBONES` (``backbones.py``; ``timm:<name>`` resolves any timm model through
+``timm_backbones.py``), :data:`AGGREGATORS` (``aggregation.py``),
 :data:`CLASSIFIERS` (``heads.py``); a new choice is one builder plus one ``@X.register("name")``.
 
 The names below are loaded on first use (PEP 562), so ``import reid.models.config`` (which the
@@ -27,10 +31,13 @@ _EXPORTS = {
     "AGGREGATORS": "aggregation",
     "BACKBONES": "backbones",
     "CLASSIFIERS": "heads",
+    "InitFromError": "init_from",
     "ModelConfig": "config",
     "PretrainedWeightsError": "pretrained",
+    "TimmBackboneError": "timm_backbones",
     "VideoReIDModel": "video_model",
     "build_model": "build",
+    "init_from_checkpoint": "init_from",
 }
 
 

@@ -1,4 +1,5 @@
-"""Frame backbones: torchvision ResNets cut before global pooling.
+"""Frame backbones: torchvision ResNets cut before global pooling, and any timm model
+(``timm:<name>``, :mod:`reid.models.timm_backbones`).
 
 A backbone maps a batch of frames ``[N, 3, H, W]`` to a feature map ``[N, C, h, w]``. The video
 model pools it spatially (global average pooling) to one vector per frame.
@@ -15,13 +16,15 @@ input gives 16x8 instead of 8x4) at no parameter cost. It is the ReID default (`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torchvision
 from torch import nn
 
-from reid.registry import Registry
+from reid.registry import Registry, UnknownChoiceError
+
+from .timm_backbones import TIMM_PREFIX, resolve_timm_backbone
 
 # Names of the ResNet stages kept from torchvision, in forward order. Keeping torchvision's own
 # attribute names means a torchvision state dict loads into the trunk key-for-key (minus ``fc``).
@@ -78,18 +81,71 @@ class BackboneEntry:
         return ResNetTrunk(self.constructor(weights=None), self.out_channels, last_stride)
 
 
+class BackboneRegistry(Registry[Any]):
+    """The backbone registry: named entries (the torchvision ResNets) plus name-prefix resolvers
+    (``timm:`` -> any timm model), so one family is one line, not one entry per model.
+
+    Iterating lists the named entries only; ``check`` / ``get`` / ``in`` also accept a prefixed
+    name (``timm:convnext_tiny``), validated by its resolver."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self._prefixes: dict[str, Callable[[str, str | None], Any]] = {}
+
+    def register_prefix(self, prefix: str, resolver: Callable[[str, str | None], Any]) -> None:
+        """``resolver(rest_of_name, key)`` returns the entry or raises a ``UserError`` naming ``key``."""
+        if prefix in self._prefixes:
+            raise ValueError(f"{self.kind} prefix '{prefix}' is registered twice")
+        self._prefixes[prefix] = resolver
+
+    def _resolver(self, name: Any) -> tuple[str, Callable[[str, str | None], Any]] | None:
+        if isinstance(name, str):
+            for prefix, resolver in self._prefixes.items():
+                if name.startswith(prefix):
+                    return prefix, resolver
+        return None
+
+    def check(self, name: Any, key: str | None = None) -> str:
+        found = self._resolver(name)
+        if found is not None:
+            found[1](name[len(found[0]):], key)
+            return name
+        try:
+            return super().check(name, key)
+        except UnknownChoiceError as err:
+            families = ", ".join(f"{p}<name>" for p in self._prefixes)
+            raise UnknownChoiceError(f"{err} Or any of: {families} (e.g. timm:resnet50).") from None
+
+    def get(self, name: str, key: str | None = None) -> Any:  # type: ignore[override]
+        found = self._resolver(name)
+        if found is not None:
+            return found[1](name[len(found[0]):], key)
+        return super().get(name, key)
+
+    def __contains__(self, name: object) -> bool:
+        if self._resolver(name) is not None:
+            try:
+                self.check(name)
+            except (UnknownChoiceError, ValueError):
+                return False
+            return True
+        return super().__contains__(name)
+
+
 # name -> entry. IMAGENET1K_V1 everywhere: the weights the ReID literature (Bag of Tricks,
 # torchreid, fast-reid) starts from, so results stay comparable with published baselines.
-BACKBONES: Registry[BackboneEntry] = Registry("backbone")
+BACKBONES: BackboneRegistry = BackboneRegistry("backbone")
 BACKBONES.register("resnet18", BackboneEntry(torchvision.models.resnet18, 512, "ResNet18_Weights.IMAGENET1K_V1"))
 BACKBONES.register("resnet34", BackboneEntry(torchvision.models.resnet34, 512, "ResNet34_Weights.IMAGENET1K_V1"))
 BACKBONES.register("resnet50", BackboneEntry(torchvision.models.resnet50, 2048, "ResNet50_Weights.IMAGENET1K_V1"))
 BACKBONES.register("resnet101", BackboneEntry(torchvision.models.resnet101, 2048, "ResNet101_Weights.IMAGENET1K_V1"))
+BACKBONES.register_prefix(TIMM_PREFIX, resolve_timm_backbone)
 
 
-def build_backbone(name: str, last_stride: int = 1) -> ResNetTrunk:
-    """Build the named backbone with random initialisation (torchvision's default init)."""
+def build_backbone(name: str, last_stride: int = 1) -> nn.Module:
+    """Build the named backbone with random initialisation (torchvision's or timm's default
+    init): a module ``[N, 3, H, W] -> [N, C, h, w]`` with attribute ``out_channels``."""
     return BACKBONES.get(name, key="model.backbone").build(last_stride)
 
 
-__all__ = ["BACKBONES", "BackboneEntry", "ResNetTrunk", "build_backbone"]
+__all__ = ["BACKBONES", "BackboneEntry", "BackboneRegistry", "ResNetTrunk", "build_backbone"]

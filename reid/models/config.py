@@ -21,8 +21,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 class ModelConfig(BaseModel):
     """Model hyper-parameters (the attribute names are :func:`reid.models.build_model`'s contract).
 
-    ``pretrained``: None (random init), ``"imagenet"`` (downloads through torchvision, only then),
-    or the path of a local torchvision state dict. ``embedding_dim``: 0 = backbone width (512 for
+    ``backbone``: a torchvision ResNet (``resnet18`` ... ``resnet101``) or ``timm:<name>`` for any
+    timm model (:mod:`reid.models.timm_backbones`). ``pretrained``: None (random init),
+    ``"imagenet"`` (downloads through torchvision, or timm's hub for a ``timm:`` backbone, only
+    then; ``"timm"`` is a synonym, stored as ``"imagenet"``), or the path of a local state dict
+    (``.pth`` or ``.safetensors``). ``init_from``: the path of one of our checkpoints (``best.pt``,
+    ``last.pt``) whose backbone, projection, BNNeck and aggregator initialise the model
+    (:mod:`reid.models.init_from`; the classifier too when the class count matches); it replaces
+    ``pretrained``'s weights, so ``pretrained`` is then not loaded. ``embedding_dim``: 0 = backbone width (512 for
     resnet18/34, 2048 for resnet50), otherwise a linear projection of every frame feature to this
     size, before the BNNeck. ``classifier="cosine"`` (the default, as in ``configs/default.yaml``)
     bounds the logits by ``cosine_scale`` (the stable choice for DM/IMAE weighting).
@@ -30,10 +36,14 @@ class ModelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
-    backbone: str = Field("resnet18", description="resnet18 | resnet34 | resnet50 | ...")
+    backbone: str = Field("resnet18", description="resnet18 | resnet34 | resnet50 | resnet101 | timm:<any timm model>")
     pretrained: str | None = Field(
-        None, description="null = from scratch; 'imagenet' = torchvision weights (downloads once); or a local .pth path"
+        None, description="null = from scratch; 'imagenet' (or 'timm') = torchvision's / timm's weights "
+                          "(downloads once); or a local .pth / .safetensors path"
     )
+    init_from: str | None = Field(
+        None, description="null, or one of our checkpoints (best.pt): backbone + neck loaded, classifier "
+                          "re-created when the class count differs")
     last_stride: int = Field(1, ge=1, le=2, description="stride of the last backbone stage")
     embedding_dim: int = Field(0, ge=0, description="0 = backbone width, else a linear projection")
     bnneck: bool = Field(True, description="BNNeck: retrieval uses the BN'd feature")
@@ -64,11 +74,20 @@ class ModelConfig(BaseModel):
 
         return CLASSIFIERS.check(value)
 
-    @field_validator("pretrained", mode="before")
+    @field_validator("pretrained", "init_from", mode="before")
     @classmethod
     def _path_as_string(cls, value: Any) -> Any:
         # a pathlib.Path from Python code means the same file as its string in a YAML config
         return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+    @field_validator("pretrained")
+    @classmethod
+    def _one_name_for_download(cls, value: str | None) -> str | None:
+        # 'timm' and 'imagenet' both mean "the backbone library's pretrained weights"; one stored
+        # spelling keeps every consumer (preflight, checkpoints) to a single comparison
+        if isinstance(value, str) and value.strip().lower() in ("imagenet", "timm"):
+            return "imagenet"
+        return value
 
     @classmethod
     def from_any(cls, cfg: Any, strict: bool = True) -> "ModelConfig":

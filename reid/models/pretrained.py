@@ -1,18 +1,24 @@
-"""Loading backbone weights: none, a local torchvision state dict, or ImageNet on request.
+"""Loading backbone weights: none, a local state dict, or the backbone library's hub on request.
 
 ``pretrained`` (the ``model.pretrained`` config key) is one of
 
 * ``None``: keep the random initialisation (works offline, everywhere);
-* a path to a local file holding a torchvision ResNet state dict (e.g. saved with
-  ``torch.save(torchvision.models.resnet50(weights="IMAGENET1K_V1").state_dict(), path)``),
-  read with ``torch.load(path, map_location="cpu", weights_only=True)``;
-* ``"imagenet"``: torchvision's weights API downloads the ImageNet weights. This is the only
-  place the package touches the network, and only because the user asked.
+* a path to a local file holding the backbone's state dict: ``.pth``/``.pt``/``.bin`` read with
+  ``torch.load(path, map_location="cpu", weights_only=True)``, ``.safetensors`` with
+  ``safetensors.torch.load_file``. For a torchvision ResNet e.g.
+  ``torch.save(torchvision.models.resnet50(weights="IMAGENET1K_V1").state_dict(), path)``; for a
+  ``timm:`` backbone a timm state dict (``timm.create_model(name, pretrained=True).state_dict()``
+  or the ``model.safetensors`` of the model's page on the timm Hugging Face hub);
+* ``"imagenet"`` (or its synonym ``"timm"``, canonicalised by :class:`ModelConfig`): download the
+  backbone's pretrained weights, torchvision's ImageNet weights for the torchvision ResNets, timm's
+  default (or tagged, ``timm:resnet50.a1_in1k``) weights through timm's hub loader for ``timm:``
+  backbones. This is the only place the package touches the network, and only because the user
+  asked; offline it is one :class:`PretrainedWeightsError` saying how to get a local file.
 
-The ImageNet classifier (``fc.*``) in a torchvision state dict is dropped: the ReID heads are
-trained from scratch. Every other key must match the backbone exactly; a missing, unexpected or
-mis-shaped key is an error that names the file and the keys, because a half-loaded backbone trains
-without complaint and silently costs accuracy.
+The ImageNet classifier (``fc.*`` for torchvision, the model's ``classifier`` keys for timm) is
+dropped: the ReID heads are trained from scratch. Every other key must match the backbone exactly;
+a missing, unexpected or mis-shaped key is an error that names the file and the keys, because a
+half-loaded backbone trains without complaint and silently costs accuracy.
 """
 
 from __future__ import annotations
@@ -20,13 +26,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 import torchvision
 from torch import nn
 
-from .backbones import BACKBONES
 from reid.errors import UserError
+
+from .backbones import BACKBONES
+from .timm_backbones import TimmBackbone, fetch_timm_state_dict, timm_classifier_prefixes
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +82,15 @@ def _unwrap_state_dict(obj: object, source: str) -> dict[str, torch.Tensor]:
 
 
 def load_state_into_backbone(backbone: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Copy ``state`` into ``backbone`` strictly (``fc.*`` ignored), naming ``source`` in errors."""
+    """Copy ``state`` into ``backbone`` strictly (the ImageNet classifier ignored), naming
+    ``source`` in errors. A ``timm:`` backbone's state goes into its timm model (timm's keys)."""
     state = _unwrap_state_dict(state, source)
-    ignored = sorted(k for k in state if k.startswith(_IGNORED_PREFIXES))
-    wanted = {k: v for k, v in state.items() if not k.startswith(_IGNORED_PREFIXES)}
+    ignore = _IGNORED_PREFIXES
+    if isinstance(backbone, TimmBackbone):
+        ignore = timm_classifier_prefixes(backbone)
+        backbone = backbone.model
+    ignored = sorted(k for k in state if ignore and k.startswith(ignore))
+    wanted = {k: v for k, v in state.items() if not (ignore and k.startswith(ignore))}
     own = backbone.state_dict()
     missing = sorted(set(own) - set(wanted))
     unexpected = sorted(set(wanted) - set(own))
@@ -126,32 +140,64 @@ def fetch_imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
         ) from err
 
 
-def load_pretrained_backbone(backbone: nn.Module, arch: str, pretrained: str | Path | None) -> None:
-    """Initialise ``backbone`` (built by :func:`reid.models.backbones.build_backbone` for ``arch``)
-    according to ``pretrained``: ``None`` (no-op), ``"imagenet"`` (download on request), or a path."""
-    if pretrained is None:
-        return
-    if isinstance(pretrained, str) and pretrained.lower() == "imagenet":
-        load_state_into_backbone(backbone, fetch_imagenet_state_dict(arch), f"ImageNet weights of {arch}")
-        return
-    path = Path(pretrained).expanduser()
+def fetch_timm_hub_state_dict(name: str) -> dict[str, torch.Tensor]:
+    """timm's pretrained weights for ``name`` (download on request). Raises
+    :class:`PretrainedWeightsError`, one line saying how to make a local file, when it fails."""
+    try:
+        return fetch_timm_state_dict(name)
+    except Exception as err:  # offline (LocalEntryNotFoundError), DNS, HTTP, no weights for the tag
+        reason = " ".join(f"{type(err).__name__}: {err}".split())[:300]
+        raise PretrainedWeightsError(
+            f"model.pretrained='timm' (or 'imagenet'): downloading timm's weights of {name} failed ({reason}). "
+            f"On a machine with internet run python -c \"import timm, torch; torch.save(timm.create_model("
+            f"'{name}', pretrained=True).state_dict(), '{name}.pth')\", copy {name}.pth here and set "
+            "model.pretrained to its local path (or null to train from scratch)."
+        ) from err
+
+
+def read_weights_file(path: str | Path, key: str = "model.pretrained") -> dict[str, Any]:
+    """The tensors of a local weights file: ``.safetensors`` through safetensors (no pickle),
+    anything else through ``torch.load(weights_only=True)``. Errors name ``key`` and the file."""
+    path = Path(path).expanduser()
     if not path.is_file():
         raise PretrainedWeightsError(
-            f"model.pretrained: weights file {str(path)!r} does not exist. Give a local torchvision "
-            "state dict path, 'imagenet' (downloads), or null (random init)."
+            f"{key}: weights file {str(path)!r} does not exist. Give a local state dict path "
+            "(.pth or .safetensors), 'imagenet' (downloads), or null (random init)."
         )
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path), device="cpu")
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
+        kind = "safetensors" if path.suffix == ".safetensors" else "weights-only torch"
         raise PretrainedWeightsError(
-            f"{path}: could not be read as a weights-only torch file ({type(err).__name__}: {err})"
+            f"{path}: could not be read as a {kind} file ({type(err).__name__}: {err})"
         ) from err
-    load_state_into_backbone(backbone, state, str(path))
+
+
+def load_pretrained_backbone(backbone: nn.Module, arch: str, pretrained: str | Path | None) -> None:
+    """Initialise ``backbone`` (built by :func:`reid.models.backbones.build_backbone` for ``arch``)
+    according to ``pretrained``: ``None`` (no-op), ``"imagenet"``/``"timm"`` (download on
+    request, from torchvision or timm as the backbone comes), or a local file."""
+    if pretrained is None:
+        return
+    if isinstance(pretrained, str) and pretrained.lower() in ("imagenet", "timm"):
+        if isinstance(backbone, TimmBackbone):
+            state = fetch_timm_hub_state_dict(backbone.timm_name)
+            load_state_into_backbone(backbone, state, f"timm's pretrained weights of {backbone.timm_name}")
+        else:
+            load_state_into_backbone(backbone, fetch_imagenet_state_dict(arch), f"ImageNet weights of {arch}")
+        return
+    load_state_into_backbone(backbone, read_weights_file(pretrained), str(Path(pretrained).expanduser()))
 
 
 __all__ = [
     "PretrainedWeightsError",
     "fetch_imagenet_state_dict",
+    "fetch_timm_hub_state_dict",
+    "read_weights_file",
     "load_pretrained_backbone",
     "load_state_into_backbone",
 ]

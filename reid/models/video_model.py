@@ -11,6 +11,13 @@ Data path for a clip batch ``frames [B, T, 3, H, W]`` with ``mask [B, T]``::
 ``logits = z`` feeds the identity loss. Only valid frames go through the backbone, so padding
 never reaches a BatchNorm statistic either (in training mode the backbone's BN batch statistics
 are computed over the real frames of the batch only).
+
+Export path (:meth:`VideoReIDModel.retrieval_features`, wrapped as a module by
+:class:`RetrievalFeatures`): ``frames [B, T, 3, H, W]``, ``mask [B, T]`` -> ``bn_feat [B, D]`` with
+no data-dependent shape anywhere (no ``frames[mask]``, no ``nonzero``), so ``torch.jit.trace``,
+``torch.export`` and the ONNX exporter see one static graph with a free batch size. All ``B * T``
+frames go through the backbone (in eval mode BatchNorm uses running statistics, so a padded frame
+cannot change a real one) and padding is removed by masked arithmetic afterwards.
 """
 
 from __future__ import annotations
@@ -133,6 +140,24 @@ class VideoReIDModel(nn.Module):
         frame_feats[mask] = valid
         return self.aggregate(frame_feats, mask, labels=labels)
 
+    def retrieval_features(self, frames: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The retrieval feature ``bn_feat [B, D]`` of clips ``frames [B, T, 3, H, W]`` with
+        ``mask [B, T]`` (bool, or float 0/1; None = all real), through a graph with static shapes
+        (module docstring): for export and inference, in eval mode. Equals ``forward(...)["bn_feat"]``
+        in eval mode to float rounding (the backbone sees a batch of ``B * T`` frames instead of the
+        real ones only); a clip with no real frame gives non-finite values instead of an error (a
+        traced graph cannot raise). Not for training: padded frames would enter BN batch statistics."""
+        if frames.dim() != 5:
+            raise ValueError(f"retrieval_features expects frames [B, T, 3, H, W], got {tuple(frames.shape)}")
+        b, t = frames.shape[0], frames.shape[1]
+        mask = torch.ones(frames.shape[:2], dtype=torch.bool, device=frames.device) if mask is None else mask.bool()
+        frame_feats = self.encode_frames(frames.flatten(0, 1)).unflatten(0, (b, t))
+        # masked_fill, not a product: a NaN/inf padded frame must not leak (0 * nan = nan)
+        frame_feats = frame_feats.masked_fill(~mask[..., None], 0.0)
+        frame_logits = self.frame_logits(frame_feats) if self.aggregator.needs_frame_logits else None
+        feat, _ = self.aggregator(frame_feats, mask, frame_logits=frame_logits)
+        return self._bn(feat)
+
     def _prefers_channels_last(self) -> bool:
         # a 5-D clip tensor cannot be channels_last; follow the backbone's conv weights instead
         conv_weight = next((p for p in self.backbone.parameters() if p.dim() == 4), None)
@@ -141,4 +166,17 @@ class VideoReIDModel(nn.Module):
         )
 
 
-__all__ = ["VideoReIDModel"]
+class RetrievalFeatures(nn.Module):
+    """``forward(frames [B, T, 3, H, W], mask [B, T]) -> bn_feat [B, D]``: a trained
+    :class:`VideoReIDModel`'s export path (:meth:`VideoReIDModel.retrieval_features`) as a module
+    with positional tensor inputs and one tensor output, the form tracers and exporters take."""
+
+    def __init__(self, model: VideoReIDModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.model.retrieval_features(frames, mask)
+
+
+__all__ = ["RetrievalFeatures", "VideoReIDModel"]

@@ -33,6 +33,7 @@ def run_classification(cfg: ClassificationConfig, out_dir: Path | None = None, p
     ``correction_rate``, ``train_acc``, ``lr``, clean/noisy histograms of ``p_i`` and ``w_i``),
     ``best`` (the epoch of highest test accuracy and its numbers, the DM/IMAE papers' convention)
     and ``final`` (last epoch, ProSelfLC's convention). Writes ``history.json`` in ``out_dir``.
+    Also ``trajectories.npz`` there (:mod:`reid.studies.trajectories`).
     ``log``: called with one line per epoch. Raises ``FloatingPointError`` on a non-finite loss."""
     trainer = ClassificationTrainer(cfg, hooks=[EpochRecordHook(), EpochProgressHook(progress, log)])
     result = trainer.fit()
@@ -40,6 +41,7 @@ def run_classification(cfg: ClassificationConfig, out_dir: Path | None = None, p
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "history.json").write_text(json.dumps(result, indent=1))
+        trainer.trajectories.save(out_dir / "trajectories.npz")
     return result
 
 

@@ -12,6 +12,16 @@ from reid.data.noise import NoiseItem
 from reid.studies.schemes import SchemeSpec
 
 
+class HoldoutSpec(BaseModel):
+    """A validation split: ``fraction`` of the (noisy-labelled) training images, class-stratified by
+    the training label, drawn with ``seed`` (:func:`reid.data.holdout.holdout_fraction`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fraction: float = Field(gt=0, lt=1)
+    seed: int = 0
+
+
 class ClassificationConfig(BaseModel):
     """One noisy-label classification run."""
 
@@ -39,6 +49,7 @@ class ClassificationConfig(BaseModel):
     augment: bool = True  # per-image random horizontal flip + one random shift (<= 2 px) per batch; training only
     num_threads: int | None = None
     eval_batch_size: int = 1000
+    validation: HoldoutSpec | None = None  # model selection on held-out noisy training images (best_by_val)
 
 
-__all__ = ["ClassificationConfig", "SchemeSpec"]
+__all__ = ["ClassificationConfig", "HoldoutSpec", "SchemeSpec"]

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from reid.data.holdout import holdout_fraction
 from reid.data.idx import load_mnist_like
 from reid.data.noise import inject_label_noise
 
@@ -37,6 +38,8 @@ class NoisyImageSplits:
     test_images: torch.Tensor
     test_labels: torch.Tensor
     num_classes: int
+    val_images: torch.Tensor | None = None  # held out from training, with their (noisy) training labels
+    val_labels: torch.Tensor | None = None
 
 
 def stratified_subset(labels: np.ndarray, size: int | None, seed: int) -> np.ndarray:
@@ -69,12 +72,22 @@ def load_noisy_splits(cfg) -> NoisyImageSplits:
     num_classes = int(max(ytr_all.max(), yte_all.max()) + 1)
     true = ytr_all[tr_idx]
     noise = inject_label_noise(true, num_classes, cfg.noise, cfg.noise_seed)
+    images, noisy, mask = xtr_all[tr_idx], noise.noisy_labels, noise.noisy_mask
+    val_images = val_labels = None
+    if getattr(cfg, "validation", None) is not None:
+        # carved after the noise: validation labels are as noisy as the user's training labels
+        keep, val = holdout_fraction(noisy, cfg.validation.fraction, cfg.validation.seed,
+                                     key="classification.validation.fraction")
+        val_images, val_labels = to_tensor(images[val]), torch.from_numpy(noisy[val])
+        images, noisy, mask, true = images[keep], noisy[keep], mask[keep], true[keep]
     return NoisyImageSplits(
-        train_images=to_tensor(xtr_all[tr_idx]),
-        train_labels=torch.from_numpy(noise.noisy_labels),
-        noisy_labels=noise.noisy_labels,
+        train_images=to_tensor(images),
+        train_labels=torch.from_numpy(noisy),
+        noisy_labels=noisy,
         true_labels=true,
-        noisy_mask=noise.noisy_mask,
+        noisy_mask=mask,
+        val_images=val_images,
+        val_labels=val_labels,
         test_images=to_tensor(xte_all[te_idx]),
         test_labels=torch.from_numpy(yte_all[te_idx]),
         num_classes=num_classes,

@@ -34,6 +34,7 @@ from reid.studies.classification_model import SmallCNN
 from reid.studies.fit import fit_report
 from reid.studies.noise_hook import pw_histogram_record
 from reid.studies.schemes import id_loss_of
+from reid.studies.trajectories import TrajectoryRecorder
 
 
 SUMMARY_KEYS = ("test_acc", "noisy_fit", "clean_fit", "correction_rate", "train_acc")
@@ -52,7 +53,7 @@ def engine_config(cfg: ClassificationConfig) -> Config:
     return Config.model_validate({
         "name": "classification",
         "seed": cfg.seed,
-        "loss": {"id": {"name": loss_name, "scheme": scheme, "normalize": cfg.normalize, "params": cfg.scheme.params},
+        "loss": {"id": {"name": loss_name, "scheme": scheme, "normalize": cfg.scheme.normalize or cfg.normalize, "params": cfg.scheme.params},
                  "metric": {"name": "none"}},
         "optim": {"name": "sgd", "lr": cfg.lr, "momentum": cfg.momentum, "nesterov": True,
                   "weight_decay": cfg.weight_decay},
@@ -94,11 +95,16 @@ class ClassificationTrainer(TrainLoop):
         self.optimizer = build_optimizer(self.cfg.optim, self.model.parameters())
         self.scaler = torch.amp.GradScaler("cuda", enabled=False)
         self.generator = torch.Generator().manual_seed(study.seed)  # batches and augmentation
-        self.iters_per_epoch = math.ceil(self.data.train_images.shape[0] / study.batch_size)
+        n_train = self.data.train_images.shape[0]
+        # a last batch of one image would crash BatchNorm in training mode: that image is left out
+        # of the epoch (the order is reshuffled every epoch); other sizes keep every image
+        self.iters_per_epoch = n_train // study.batch_size if n_train % study.batch_size == 1 else \
+            math.ceil(n_train / study.batch_size)
         self.epochs = study.epochs
         self.start_epoch = 0
         self.total_steps = self.epochs * self.iters_per_epoch
         self.scheduler = build_scheduler(self.cfg.sched, self.optimizer, self.epochs, self.iters_per_epoch)
+        self.trajectories = TrajectoryRecorder(self.data.noisy_mask, self.data.noisy_labels)
         self.call_hooks("on_fit_start")
         self.t_start = time.time()
 
@@ -128,21 +134,40 @@ class ClassificationTrainer(TrainLoop):
             f"(max |logit| {self.last_logits.detach().abs().max().item():.3g})"
         )
 
-    def evaluate_epoch(self) -> dict:
-        """Test accuracy and the fit report of the current model (eval mode, no augmentation)."""
+    def evaluate_epoch(self, epoch: int) -> dict:
+        """Test accuracy, validation accuracy (against the held-out *noisy* labels, when
+        ``validation`` is set), the fit report, and the per-example ``p_i`` / ``w_i`` trajectory
+        point (:mod:`reid.studies.trajectories`) of the current model (eval mode, no augmentation)."""
         batch = self.study.eval_batch_size
         test_pred = predict(self.model, self.data.test_images, batch).argmax(1)
-        test_acc = float((test_pred == self.data.test_labels).float().mean())
-        train_pred = predict(self.model, self.data.train_images, batch).argmax(1).numpy()
-        return {"test_acc": test_acc,
-                **fit_report(train_pred, self.data.noisy_labels, self.data.true_labels, self.data.noisy_mask)}
+        out = {"test_acc": float((test_pred == self.data.test_labels).float().mean())}
+        if self.data.val_images is not None:
+            val_pred = predict(self.model, self.data.val_images, batch).argmax(1)
+            out["val_acc"] = float((val_pred == self.data.val_labels).float().mean())
+        train_logits = predict(self.model, self.data.train_images, batch)
+        train_pred = train_logits.argmax(1).numpy()
+        p = torch.softmax(train_logits.double(), dim=1).gather(1, self.data.train_labels[:, None]).squeeze(1)
+        w = self.id_loss.weight_scheme.w(p.clamp(0, 1))
+        traj = self.trajectories.add_evaluation(epoch, p.numpy(), w.detach().numpy())
+        return {**out, **fit_report(train_pred, self.data.noisy_labels, self.data.true_labels, self.data.noisy_mask),
+                "auc_p": traj["auc_p"], "auc_w": traj["auc_w"]}
 
     def final_report(self) -> dict:
-        """``history``, ``best`` (highest test accuracy, the DM/IMAE papers' convention), ``final``
-        (last epoch, ProSelfLC's convention) and the run's sizes."""
+        """``history``, ``final`` (last epoch, ProSelfLC's convention), ``best_by_val`` (highest
+        validation accuracy on the held-out noisy labels, earliest on ties; None without
+        ``validation``), ``best_by_test`` (highest test accuracy: an **oracle**, the DM/IMAE
+        papers' convention; ``best`` is the same entry, kept for older readers) and the sizes."""
         best = max(self.history, key=lambda r: r["test_acc"])
         last = self.history[-1]
+        by_val = None
+        if "val_acc" in last:
+            v = max(self.history, key=lambda r: r["val_acc"])
+            by_val = {"epoch": v["epoch"], "val_acc": v["val_acc"], **{k: v[k] for k in SUMMARY_KEYS}}
         return {
+            "best_by_val": by_val,
+            "best_by_test": {"epoch": best["epoch"], "oracle": True, **{k: best[k] for k in SUMMARY_KEYS}},
+            "num_val": int(self.data.val_images.shape[0]) if self.data.val_images is not None else 0,
+            "trajectory_curves": self.trajectories.curves(),
             "scheme": self.study.scheme.display,
             "config": self.study.model_dump(mode="json"),
             "num_train": int(self.data.train_images.shape[0]),
@@ -183,6 +208,7 @@ class EpochRecordHook:
     def on_batch_end(self, trainer, batch, outputs, losses) -> None:
         p, w = per_example_pw(losses["id_loss"], outputs["logits"], batch["label"])
         self.p.append(p), self.w.append(w), self.index.append(batch["index"].numpy())
+        trainer.trajectories.add_batch(w, trainer.data.noisy_mask[batch["index"].numpy()])
         self.losses.append(losses["total"])
 
     def on_epoch_end(self, trainer, epoch: int) -> None:
@@ -191,7 +217,8 @@ class EpochRecordHook:
             "epoch": epoch + 1,
             "lr": trainer.last_step["lr"],
             "loss": float(np.mean(self.losses)),
-            **trainer.evaluate_epoch(),
+            "grad_share_noisy": trainer.trajectories.close_epoch(epoch + 1),
+            **trainer.evaluate_epoch(epoch + 1),
             **pw_histogram_record(epoch + 1, np.concatenate(self.p), np.concatenate(self.w), noisy),
             "seconds": time.time() - trainer.t_start,
         })

@@ -13,6 +13,9 @@
   from :func:`reid.studies.predict.predict_train_split` (eval mode, no augmentation): ``noisy_fit``,
   ``clean_fit``, ``correction_rate``, ``train_acc``; merged into the logged metrics, so
   ``final.json``'s ``best`` and ``final`` entries carry them.
+* trajectories (:mod:`reid.studies.trajectories`): per batch the noisy share of ``sum w_i``,
+  per evaluation ``p_i`` / ``w_i`` of every training tracklet; ``trajectories.npz`` at the end.
+  With ``eval.validation`` the arrays follow the training tracklets left after the carve.
 * ``on_fit_end``: writes ``pw_distributions.png`` and adds a ``noise`` section to ``final.json``
   stating the reporting convention: ``best`` = the evaluation with the highest mAP (the IMAE/DM
   papers' convention), ``final`` = the last evaluation (ProSelfLC's convention).
@@ -32,6 +35,7 @@ from reid.atomic import atomic_write_json
 from reid.data.noise import NoiseConfig, NoiseManifest, apply_noise
 from reid.studies.fit import fit_report
 from reid.studies.predict import predict_train_split
+from reid.studies.trajectories import TrajectoryRecorder
 
 P_EDGES = np.linspace(0.0, 1.0, 21)
 FIT_KEYS = ("noisy_fit", "clean_fit", "correction_rate", "train_acc")
@@ -48,6 +52,8 @@ class NoiseHook:
         self.fit_history: list[dict] = []  # per-evaluation fit numbers
         self._batch: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._scheme = None
+        self.trajectories: TrajectoryRecorder | None = None
+        self._restricted = False
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -78,6 +84,20 @@ class NoiseHook:
             if logger is not None:
                 logger.info("noise: %s (manifest %s)", json.dumps(manifest.summary()), out_dir / "noise_manifest.json")
 
+    def _sync(self, trainer) -> None:
+        """After ``eval.validation`` held identities out (``trainer.train_keep_index``), the
+        per-example arrays follow the training list that is left (once)."""
+        keep = getattr(trainer, "train_keep_index", None)
+        if keep is not None and not self._restricted:
+            self.true_labels, self.noisy_labels = self.true_labels[keep], self.noisy_labels[keep]
+            self.noisy_mask = self.noisy_mask[keep]
+            self._restricted = True
+        if self.trajectories is None:
+            self.trajectories = TrajectoryRecorder(self.noisy_mask, self.noisy_labels)
+
+    def on_train_start(self, trainer) -> None:
+        self._sync(trainer)
+
     def on_epoch_start(self, trainer, epoch: int) -> None:
         self._batch = []
 
@@ -95,7 +115,10 @@ class NoiseHook:
             p = torch.softmax(logits, dim=1).gather(1, lab.long()[:, None]).squeeze(1)
         if not (torch.is_tensor(w) and w.numel() == n):
             w = self._weight_scheme(trainer).w(p.detach().double().clamp(0, 1))
-        self._batch.append((index, p.detach().float().cpu().numpy().reshape(-1), w.detach().float().cpu().numpy().reshape(-1)))
+        w_np = w.detach().float().cpu().numpy().reshape(-1)
+        self._batch.append((index, p.detach().float().cpu().numpy().reshape(-1), w_np))
+        self._sync(trainer)
+        self.trajectories.add_batch(w_np, self.noisy_mask[index])
 
     def on_epoch_end(self, trainer, epoch: int) -> None:
         if not self._batch:
@@ -105,15 +128,22 @@ class NoiseHook:
         w = np.concatenate([b[2] for b in self._batch])
         self._batch = []
         self.records.append(pw_histogram_record(epoch + 1, p, w, self.noisy_mask[idx]))
+        self.trajectories.close_epoch(epoch + 1)
         if self._is_main(trainer):
             atomic_write_json(Path(trainer.output_dir) / "pw_histograms.json", self.records, indent=None)
 
     def on_evaluate(self, trainer, epoch: int, metrics: dict) -> dict:
-        logits = predict_train_split(trainer)
-        pred = np.asarray(logits).argmax(axis=1)
+        self._sync(trainer)
+        logits = torch.as_tensor(np.asarray(predict_train_split(trainer)), dtype=torch.float64)
+        pred = logits.argmax(dim=1).numpy()
         rep = fit_report(pred, self.noisy_labels, self.true_labels, self.noisy_mask)
         out = {k: rep[k] for k in FIT_KEYS}
-        self.fit_history.append({"epoch": epoch + 1, "mAP": metrics.get("mAP"), **out})
+        # trajectory point: eval-mode p_i of the training label and w_i = w(p_i) of the id loss
+        p = torch.softmax(logits, dim=1).gather(1, torch.as_tensor(self.noisy_labels)[:, None]).squeeze(1)
+        w = self._weight_scheme(trainer).w(p.clamp(0, 1))
+        traj = self.trajectories.add_evaluation(epoch + 1, p.numpy(), w.detach().cpu().numpy())
+        out.update(auc_p=traj["auc_p"], auc_w=traj["auc_w"])
+        self.fit_history.append({"epoch": epoch + 1, "mAP": metrics.get("mAP"), "val_mAP": metrics.get("val_mAP"), **out})
         return out
 
     def on_fit_end(self, trainer, final: dict) -> None:
@@ -122,7 +152,11 @@ class NoiseHook:
             from reid.studies.plots import plot_pw_distributions
 
             plot_pw_distributions(self.records, out_dir / "pw_distributions.png", title=f"{_loss_name(trainer.cfg.loss.id)}: clean vs noisy tracklets")
+        if self.trajectories is not None and self._is_main(trainer):
+            self.trajectories.save(out_dir / "trajectories.npz")
         section = {
+            "trajectories": str(out_dir / "trajectories.npz"),
+            "trajectory_curves": self.trajectories.curves() if self.trajectories is not None else None,
             "config": self.cfg.model_dump(mode="json"),
             "manifest": str(out_dir / "noise_manifest.json"),
             "summary": self.manifest.summary() if self.manifest else None,
@@ -132,7 +166,7 @@ class NoiseHook:
                          "the clean subset; predictions in eval mode without augmentation.",
             "fit_history": self.fit_history,
         }
-        for which in ("best", "final"):
+        for which in ("best", "best_by_val", "final"):
             m = final.get(which) or {}
             section[which] = {k: m.get(k) for k in ("mAP", "rank1", *FIT_KEYS)}
         final["noise"] = section

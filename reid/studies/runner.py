@@ -28,7 +28,6 @@ Study YAML (see ``configs/study_*.yaml``)::
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -45,8 +44,11 @@ from reid.atomic import atomic_write_json
 from reid.errors import UserError
 from reid.engine.config import registered
 from reid.engine.config_files import ConfigError, deep_merge, read_config_tree, validate_config
-from reid.studies.classification_config import ClassificationConfig
+from reid.engine.config import ValidationConfig
+from reid.studies.classification_config import ClassificationConfig, HoldoutSpec
 from reid.studies.schemes import SchemeSpec, build_study_loss, id_loss_of
+from reid.studies.study_report import write_report
+from reid.studies.trajectories import memorisation_onset
 
 SYNTHETIC = "synthetic"
 
@@ -76,6 +78,11 @@ class StudyConfig(BaseModel):
     classification: dict[str, Any] = Field(default_factory=dict)
     reid: ReIDStudySection = Field(default_factory=ReIDStudySection)
     smoke: dict[str, Any] = Field(default_factory=dict)
+    # model selection on a split held out from the training data (noisy labels): classification
+    # {fraction, seed}; reid {fraction | ids, seed} (-> eval.validation). None: no best_by_val.
+    validation: dict[str, Any] | None = None
+    baseline: str | None = None  # scheme display name the paired verdicts compare against
+    memorisation_threshold: float = Field(0.5, ge=0, le=1)  # noisy fit above it = memorisation onset
 
 
 class StudyError(UserError, ValueError):
@@ -107,6 +114,19 @@ def load_study(path: str | os.PathLike, smoke: bool = False) -> StudyConfig:
         except ValidationError as e:
             msgs = "\n".join(f"  classification.{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
             raise StudyError(f"{path}: invalid classification section:\n{msgs}") from None
+    names = [s.display for s in cfg.schemes]
+    if cfg.baseline is not None and cfg.baseline not in names:
+        raise StudyError(f"{path}: baseline: {cfg.baseline!r} is not a scheme of the study ({', '.join(names)}); "
+                         "give a scheme's label (or name when it has none)")
+    if cfg.validation is not None:
+        try:
+            if cfg.task == "classification":
+                HoldoutSpec.model_validate(cfg.validation)
+            else:
+                ValidationConfig.model_validate(cfg.validation)
+        except ValidationError as e:
+            msgs = "; ".join(f"validation.{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+            raise StudyError(f"{path}: invalid validation section: {msgs}") from None
     return cfg
 
 
@@ -122,7 +142,7 @@ def expand_cells(study: StudyConfig) -> list[dict]:
             for rate in axis.rates:
                 for scheme in study.schemes:
                     spec = {
-                        "scheme": scheme.model_dump(mode="json"),
+                        "scheme": _scheme_dump(scheme),
                         "noise_kind": axis.kind,
                         "noise_rate": float(rate),
                         "noise_source": axis.source,
@@ -140,8 +160,19 @@ def expand_cells(study: StudyConfig) -> list[dict]:
     return cells
 
 
+def _scheme_dump(scheme: SchemeSpec) -> dict:
+    # "normalize" only when set, so the hash of a cell of an older study file stays the same
+    d = scheme.model_dump(mode="json")
+    if d.get("normalize") is None:
+        d.pop("normalize", None)
+    return d
+
+
 def _task_cfg(study: StudyConfig) -> Any:
-    return study.classification if study.task == "classification" else study.reid.model_dump(mode="json")
+    task = study.classification if study.task == "classification" else study.reid.model_dump(mode="json")
+    # new keys join the hash only when set (older finished cells keep their hash)
+    extra = {k: v for k, v in (("validation", study.validation),) if v is not None}
+    return {"task": task, **extra} if extra else task
 
 
 def make_synthetic_idx(out_dir: Path, n_train: int = 600, n_test: int = 200, num_classes: int = 4, seed: int = 0) -> Path:
@@ -170,17 +201,28 @@ def _run_classification_cell(study: StudyConfig, spec: dict, cell_dir: Path, out
     if str(params.get("data_root", "")) == SYNTHETIC:
         params["data_root"] = str(make_synthetic_idx(out / "synthetic_idx"))
     noise = [] if spec["noise_rate"] == 0 else [{"kind": spec["noise_kind"], "rate": spec["noise_rate"]}]
+    if study.validation is not None:
+        params["validation"] = study.validation
     cfg = ClassificationConfig.model_validate(
         {**params, "scheme": spec["scheme"], "noise": noise, "noise_seed": spec["noise_seed"], "seed": spec["seed"]}
     )
     res = run_classification(cfg, out_dir=cell_dir, progress=progress, log=log)
     from reid.studies.plots import plot_pw_distributions
+    from reid.studies.plots_trajectories import plot_trajectory_bands
 
-    plot_pw_distributions(res["history"], cell_dir / "pw_distributions.png", title=f"{res['scheme']}, {spec['noise_kind']} {spec['noise_rate']:g}")
+    title = f"{res['scheme']}, {spec['noise_kind']} {spec['noise_rate']:g}, seed {spec['seed']}"
+    plot_pw_distributions(res["history"], cell_dir / "pw_distributions.png", title=title)
+    plot_trajectory_bands(cell_dir / "trajectories.npz", cell_dir / "trajectories.png", title=title)
     return {
         "metric_name": "accuracy",
         "best": res["best"],
         "final": res["final"],
+        "best_by_val": res["best_by_val"],
+        "best_by_test": res["best_by_test"],
+        "onset_epoch": memorisation_onset(res["history"], study.memorisation_threshold),
+        "curves": res["trajectory_curves"],
+        "fit_history": [{k: h.get(k) for k in ("epoch", "test_acc", "val_acc", "noisy_fit", "clean_fit")}
+                        for h in res["history"]],
         "histogram_final": {k: res["history"][-1][k] for k in res["history"][-1] if k.startswith(("p_", "w_")) or k == "epoch"},
         "seconds": res["seconds"],
     }
@@ -201,6 +243,10 @@ def _run_reid_cell(study: StudyConfig, spec: dict, cell_dir: Path, progress: boo
         f"output_dir={json.dumps(str(cell_dir / 'run'))}",
         f"name={_slug(scheme.get('label') or scheme['name'])}",
     ]
+    if scheme.get("normalize"):
+        overrides.append(f"loss.id.normalize={scheme['normalize']}")
+    if study.validation is not None:
+        overrides.append(f"eval.validation={json.dumps(study.validation)}")
     if spec["noise_rate"] > 0:
         item = {"kind": spec["noise_kind"], "rate": spec["noise_rate"]}
         if spec["noise_source"]:
@@ -219,17 +265,30 @@ def _run_reid_cell(study: StudyConfig, spec: dict, cell_dir: Path, progress: boo
     hist_path = cell_dir / "run" / "pw_histograms.json"
     hist = json.loads(hist_path.read_text())[-1] if hist_path.is_file() else None
 
-    def pick(which: str) -> dict:
-        # final.json: "best" / "final" are the metric dicts of those evaluations (NoiseHook's fit
-        # numbers are merged into them), "best_epoch" / "final_epoch" say which epoch.
-        src = final.get(which) or {}
+    def pick(which: str) -> dict | None:
+        # final.json: "best" (= "best_by_test", the oracle) / "best_by_val" / "final" are the
+        # metric dicts of those evaluations (NoiseHook's fit numbers are merged into them),
+        # "<which>_epoch" says which epoch.
+        src = final.get(which)
+        if src is None:
+            return None
         out = {"test_acc": src.get(metric), "epoch": final.get(f"{which}_epoch")}
         for k in ("noisy_fit", "clean_fit", "correction_rate", "train_acc", "rank1"):
             if src.get(k) is not None:
                 out[k] = src[k]
         return out
 
-    return {"metric_name": metric, "best": pick("best"), "final": pick("final"), "histogram_final": hist, "raw_final": final}
+    noise = final.get("noise") or {}
+    history = noise.get("fit_history") or []
+    run_dir = cell_dir / "run"
+    if (run_dir / "trajectories.npz").is_file():
+        from reid.studies.plots_trajectories import plot_trajectory_bands
+
+        plot_trajectory_bands(run_dir / "trajectories.npz", cell_dir / "trajectories.png",
+                              title=f"{scheme.get('label') or scheme['name']}, seed {spec['seed']}")
+    return {"metric_name": metric, "best": pick("best"), "final": pick("final"), "best_by_val": pick("best_by_val"),
+            "best_by_test": pick("best"), "onset_epoch": memorisation_onset(history, study.memorisation_threshold),
+            "curves": noise.get("trajectory_curves"), "fit_history": history, "histogram_final": hist, "raw_final": final}
 
 
 def run_study(study: StudyConfig, out: str | os.PathLike, progress: bool = True, log=print, keep_going: bool = True) -> dict:
@@ -277,84 +336,14 @@ def run_study(study: StudyConfig, out: str | os.PathLike, progress: bool = True,
         atomic_write_json(done, record)
         ran.append(cell["id"])
         log(f"    best {res['best']}  final {res['final']}")
+        if len(ran) == 1:  # sized from the first cell: cells of one study cost about the same
+            left = len(cells) - k - 1
+            log(f"    estimate: {left} cell(s) left x {record['wall_seconds']:.0f} s = about "
+                f"{left * record['wall_seconds'] / 60:.1f} min for the rest of the study")
     records = [json.loads(p.read_text()) for c in cells if (p := out / "cells" / c["id"] / "cell.json").is_file()]
     if records:
         write_report(study, records, out, failed=failed)
     return {"ran": ran, "skipped": skipped, "failed": failed, "cells": len(cells), "out": str(out)}
-
-
-# ----------------------------------------------------------------------------- report
-ROW_KEYS = ("test_acc", "noisy_fit", "clean_fit", "correction_rate", "train_acc", "epoch")
-
-
-def _rows(records: list[dict]) -> list[dict]:
-    rows = []
-    for r in records:
-        row = {
-            "cell": r["id"], "scheme": r["scheme"].get("label") or r["scheme"]["name"],
-            "noise_kind": r["noise_kind"], "noise_rate": r["noise_rate"], "seed": r["seed"], "metric": r["metric_name"],
-        }
-        for which in ("best", "final"):
-            for k in ROW_KEYS:
-                row[f"{which}_{k}"] = r[which].get(k, float("nan"))
-        rows.append(row)
-    return rows
-
-
-def _fmt(values: list[float]) -> str:
-    v = np.asarray([x for x in values if x is not None], dtype=float) * 100
-    if v.size == 0 or np.all(np.isnan(v)):
-        return "n/a"
-    if v.size == 1:
-        return f"{v[0]:.1f}"
-    return f"{np.nanmean(v):.1f} ± {np.nanstd(v):.1f}"
-
-
-def write_report(study: StudyConfig, records: list[dict], out: Path, failed: list[str] = ()) -> None:
-    from reid.studies.plots import plot_final_p_histograms, plot_metric_vs_rate, plot_weight_curves
-
-    rows = _rows(records)
-    with open(out / "runs.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
-        w.writeheader()
-        w.writerows(rows)
-    metric = {"test_acc": "accuracy"}.get(records[0]["metric_name"], records[0]["metric_name"])
-    seeds = sorted({r["seed"] for r in rows})
-    lines = [f"# Study `{study.name}`", ""]
-    lines.append(
-        f"Test {metric} / noisy-subset fit (accuracy on the noisy training subset against its *noisy* labels; "
-        "lower = more robust) / clean-subset fit (accuracy on the clean training subset), in %. "
-        f"Mean ± std over seeds {seeds}" + (" (one seed: no std)." if len(seeds) == 1 else ".")
-    )
-    lines.append("**best** = the epoch with the highest test metric (the IMAE/DM papers' convention); "
-                 "**final** = the last epoch (ProSelfLC's convention). Correction rate = noisy examples predicted as their true label.")
-    lines.append("")
-    lines.append("| scheme | noise | best: test / noisy fit / clean fit | final: test / noisy fit / clean fit | final correction rate |")
-    lines.append("|---|---|---|---|---|")
-    keys = list(dict.fromkeys((r["scheme"], r["noise_kind"], r["noise_rate"]) for r in rows))
-    for scheme, kind, rate in keys:
-        sel = [r for r in rows if (r["scheme"], r["noise_kind"], r["noise_rate"]) == (scheme, kind, rate)]
-        cols = []
-        for which in ("best", "final"):
-            cols.append(" / ".join(_fmt([r[f"{which}_{k}"] for r in sel]) for k in ("test_acc", "noisy_fit", "clean_fit")))
-        noise = "clean" if rate == 0 else f"{kind} {rate:g}"
-        lines.append(f"| {scheme} | {noise} | {cols[0]} | {cols[1]} | {_fmt([r['final_correction_rate'] for r in sel])} |")
-    if failed:
-        lines += ["", f"Not in the table (failed; see their cell_error.json, rerun to retry): {', '.join(failed)}"]
-    (out / "table.md").write_text("\n".join(lines) + "\n")
-
-    plot_rows = [{**r, "final": r["final_test_acc"], "best": r["best_test_acc"]} for r in rows]
-    for which in ("final", "best"):
-        plot_metric_vs_rate(plot_rows, which, out / f"metric_vs_rate_{which}.png", ylabel=f"test {metric} ({which})")
-    done = {r["scheme"].get("label") or r["scheme"]["name"] for r in records}
-    plot_weight_curves([(s.display, s.name, s.params) for s in study.schemes if s.display in done], out / "weight_curves.png")
-    hists: dict[str, dict] = {}
-    for r in records:
-        if r.get("histogram_final") and r["seed"] == seeds[0] and r["noise_rate"] > 0:
-            name = r["scheme"].get("label") or r["scheme"]["name"]
-            hists.setdefault(f"{name} {r['noise_kind']} {r['noise_rate']:g}", r["histogram_final"])
-    if hists:
-        plot_final_p_histograms(hists, out / "p_histograms_final.png", title=f"clean vs noisy $p_i$, last epoch, seed {seeds[0]}")
 
 
 __all__ = ["StudyConfig", "load_study", "run_study", "expand_cells", "write_report", "make_synthetic_idx", "StudyError"]

@@ -7,7 +7,7 @@ under it) or an identity loss of ``reid.losses.ID_LOSSES`` with its default sche
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +23,9 @@ class SchemeSpec(BaseModel):
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
     label: str | None = None  # display name in tables; defaults to name
+    # batch normalisation of the weights: "sum" (Z = sum of w_i: CCE-DN for cce) or "n" (Z = N:
+    # plain mean-reduced CCE for cce); None = the study's / config's own setting
+    normalize: Literal["sum", "n"] | None = None
 
     @property
     def display(self) -> str:

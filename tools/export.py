@@ -1,0 +1,10 @@
+#!/usr/bin/env python
+"""`reid export` from a checkout, installed or not: the command lives in reid/cli/export.py."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's reid, even when not installed
+from reid.cli.export import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main(prog="tools/export.py"))
