@@ -5,6 +5,8 @@ each a ratio against a baseline measured in the same run.
   losses   weighted CE vs F.cross_entropy; our RLL vs PML's
   eval     evaluator vs bare matrix product and a torchreid-style baseline
   train    training step with the real pipeline vs pre-loaded tensors
+  startup  tools/eval.py --features start-up vs interpreter / numpy / torch import
+  gpu      every GPU measurement in one run (a dry run at tiny sizes on CPU)
 
 Each prints a table and, with --json, a JSON object. Extra arguments go to the area's benchmark
 (see ``AREA --help``). Results are recorded in docs/benchmarks.md.
@@ -18,7 +20,7 @@ import sys
 
 from reid.cli.common import debug_requested, fail, guarded
 
-AREAS = ("loader", "losses", "eval", "train")
+AREAS = ("loader", "losses", "eval", "train", "startup", "gpu")
 
 
 def usage(prog: str) -> str:

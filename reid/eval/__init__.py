@@ -4,8 +4,11 @@
 visualisation.
 
 ``reid.eval.extract`` (feature extraction from a model) is imported on its own, so that scoring
-pre-computed features never imports the model stack. The modules and their import order are
-listed in :mod:`reid.eval.metrics`.
+pre-computed features never imports the model stack. Importing this package imports numpy only:
+torch is imported by the scorer's GEMM when it first runs, scipy and FAISS only for re-ranking and
+kNN, matplotlib and OpenCV only for visualisation (``tests/test_cli_startup.py``), so that
+``reid eval --help`` and a small ``--features`` run do not pay for them. The modules and their
+import order are listed in :mod:`reid.eval.metrics`.
 """
 
 from reid.eval.features import METRICS, EvaluationInputError

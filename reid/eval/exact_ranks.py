@@ -21,7 +21,6 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import torch
 
 
 def ordered_keys(values: np.ndarray) -> np.ndarray:
@@ -62,6 +61,8 @@ def _items_at_or_above(scores: np.ndarray, threshold: np.ndarray) -> tuple[np.nd
             if len(flat):
                 found.append(flat + a * num_gallery)
         return found
+
+    import torch  # already imported by the GEMM that produced ``scores``; lazy for import cost
 
     workers = min(torch.get_num_threads(), math.ceil(c / block))
     if workers > 1:

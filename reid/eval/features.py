@@ -23,8 +23,9 @@ give bit-identical scores; the others are divided by their largest magnitude in 
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
-import torch
 
 from reid.protocols import Protocol, get_protocol
 from reid.registry import Registry, UnknownChoiceError
@@ -68,7 +69,10 @@ def resolve_protocol(protocol: str | Protocol, key: str = "protocol") -> Protoco
 
 
 def _to_numpy(x) -> np.ndarray:
-    return np.asarray(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x)
+    # torch is not imported just to test for a tensor: a torch.Tensor exists only once torch is imported,
+    # so scoring numpy features never pays torch's start-up here
+    torch = sys.modules.get("torch")
+    return np.asarray(x.detach().cpu().numpy() if torch is not None and isinstance(x, torch.Tensor) else x)
 
 
 def check_finite(name: str, arr: np.ndarray) -> None:

@@ -29,7 +29,6 @@ from reid.eval.features import (
     validate_inputs,
 )
 from reid.eval.report import RetrievalReport, format_report
-from reid.eval.rerank import KReciprocalReranker
 from reid.eval.self_index import query_gallery_index, resolve_self_index
 from reid.eval.scoring import (
     DEFAULT_RANKS,
@@ -100,6 +99,8 @@ def evaluate(
     if chunk_size < 1:
         raise EvaluationInputError(f"chunk_size must be >= 1, got {chunk_size}")
     if rerank:
+        from reid.eval.rerank import KReciprocalReranker  # scipy.sparse: only this path needs it
+
         reranker = KReciprocalReranker(qf, gf, metric=metric, progress=progress, **(rerank_params or {}))
         score_fn = reranker.score_chunk
     else:

@@ -25,15 +25,18 @@ positive (``n = 0``) are *excluded* from every mean and counted in ``queries_wit
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+import sys
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
-import torch
 
 from reid.eval.exact_ranks import positive_ranks_chunk
 from reid.eval.features import resolve_protocol
 from reid.eval.report import RetrievalReport
 from reid.protocols import Protocol
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_RANKS = (1, 5, 10, 20)
 
@@ -129,11 +132,13 @@ def ap_from_ranks(ranks: np.ndarray, n: np.ndarray, protocol: str | Protocol) ->
 # --------------------------------------------------------------------------------------------
 # the chunked loop
 
-ScoreFn = Callable[[int, int], torch.Tensor]
+ScoreFn = Callable[[int, int], "torch.Tensor | np.ndarray"]
 
 
 def make_score_fn(qf: np.ndarray, gf: np.ndarray, offset: np.ndarray | None) -> ScoreFn:
     """``score(a, b) -> [b - a, G]``: ``q.g (+ offset)`` for queries ``a..b`` (one GEMM)."""
+    import torch  # the GEMM; imported here so that importing reid.eval does not pay for it
+
     q = torch.from_numpy(qf)
     g_t = torch.from_numpy(gf).t()
     off = None if offset is None else torch.from_numpy(offset)
@@ -188,7 +193,8 @@ def evaluate_scores(
         b = min(a + chunk_size, num_query)
         idx, positive, junk = groups.chunk(a, b)
         scores = score_fn(a, b)
-        scores = scores.numpy() if isinstance(scores, torch.Tensor) else scores
+        torch = sys.modules.get("torch")  # a score function may return a tensor only once torch is imported
+        scores = scores.numpy() if torch is not None and isinstance(scores, torch.Tensor) else scores
         if scores.dtype != np.float32:
             scores = scores.astype(np.float32)
         r_np, n_np = positive_ranks_chunk(scores, idx, positive, junk, groups.global_junk)

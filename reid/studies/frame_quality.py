@@ -76,10 +76,9 @@ def frame_weight_report(run_dir: str | Path, checkpoint: str = "last.pt") -> dic
 
 def plot_frame_weights(report: dict, path: str | Path) -> Path:
     """Histograms of relative frame weights, clean vs outlier, one panel per test-time rule."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from reid.studies.plots import _save  # the studies' one figure writer (Agg backend)
 
     rules = list(report["values"])
     fig, axes = plt.subplots(1, len(rules), figsize=(4.5 * len(rules), 3.4), sharey=True)
@@ -95,12 +94,7 @@ def plot_frame_weights(report: dict, path: str | Path) -> Path:
         ax.set_xlabel("frame weight x T (1 = mean pooling)")
         ax.legend(fontsize=8)
     np.atleast_1d(axes)[0].set_ylabel("density")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:
