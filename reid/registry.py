@@ -55,16 +55,16 @@ class Registry(Mapping[str, T], Generic[T]):
 
         return add(obj) if obj is not None else add
 
-    def check(self, name: Any, key: str | None = None) -> str:
-        """Return ``name`` if registered, else raise :class:`UnknownChoiceError`."""
-        if isinstance(name, str) and name in self._entries:
+    def check(self, name: Any, key: str | None = None, also: tuple[str, ...] = ()) -> str:
+        """Return ``name`` if registered (or one of ``also``: extra values a caller accepts, such
+        as a config's ``none``), else raise :class:`UnknownChoiceError` listing them all."""
+        if isinstance(name, str) and (name in self._entries or name in also):
             return name
         where = f"{key}: " if key else ""
-        close = difflib.get_close_matches(str(name), list(self._entries), n=1)
+        choices = [*also, *self._entries]
+        close = difflib.get_close_matches(str(name), choices, n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise UnknownChoiceError(
-            f"{where}unknown {self.kind} {name!r} (choices: {', '.join(self._entries)}).{hint}"
-        )
+        raise UnknownChoiceError(f"{where}unknown {self.kind} {name!r} (choices: {', '.join(choices)}).{hint}")
 
     def get(self, name: str, key: str | None = None) -> T:  # type: ignore[override]
         """The entry for ``name``; :class:`UnknownChoiceError` naming the choices otherwise."""

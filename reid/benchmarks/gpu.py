@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from reid.configs import config_path  # the shipped configs, checkout or installed
 
 FULL = {"gallery": 1_000_000, "queries": 10_000, "dim": 256, "k": 100, "backbone": "resnet50",
         "height": 256, "width": 128, "clip_length": 4, "p": 8, "k_per_id": 4, "steps": 10, "warmup": 3,
@@ -143,7 +143,7 @@ def _config(size: dict, device: str, out: Path, data_root: Path | None, extra: l
     ]
     if data_root is not None:
         overrides.append(f"data.root={data_root}")
-    return load_config(REPO_ROOT / "configs" / "default.yaml", [*overrides, *extra])
+    return load_config(config_path("default"), [*overrides, *extra])
 
 
 def bench_train_mode(size: dict, device: torch.device, mode: str, out: Path, data_root: Path | None) -> dict:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from reid.configs import config_path  # the shipped configs, checkout or installed
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
                "  python tools/benchmark.py train --steps 8 --backbones resnet18 data.num_workers=2",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", type=Path, default=REPO_ROOT / "configs" / "default.yaml")
+    parser.add_argument("--config", type=Path, default=config_path("default"))
     parser.add_argument("--backbones", default="resnet18,resnet50", help="comma-separated backbones")
     parser.add_argument("--steps", type=int, default=6, help="timed steps per mode (after warm-up)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")

@@ -20,7 +20,6 @@ file again reproduces the run.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import re
 from datetime import datetime
@@ -49,13 +48,8 @@ def registered(module: str, attribute: str, also: tuple[str, ...] = ()) -> After
     config is validated, so this module stays importable on its own) or one of ``also``."""
 
     def check(value: str) -> str:
-        registry = getattr(importlib.import_module(module), attribute)
-        if value in also or value in registry:
-            return value
-        choices = [*also, *registry.names()]
-        close = difflib.get_close_matches(str(value), choices, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise ValueError(f"unknown {registry.kind} {value!r} (choices: {', '.join(choices)}).{hint}")
+        # UnknownChoiceError (a ValueError): lists the registry's names and ``also``
+        return getattr(importlib.import_module(module), attribute).check(value, also=also)
 
     return AfterValidator(check)
 

@@ -22,9 +22,6 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
     """No checkpoint file at the given path."""
 
 
-_STATE_PREFIXES = ("module.", "_orig_mod.")  # DataParallel/DDP and torch.compile wrappers
-
-
 @torch.no_grad()
 def evaluate_retrieval(model: nn.Module, data, data_cfg: DataConfig, eval_cfg: EvalConfig,
                        device: torch.device | str, amp: bool = False, num_workers: int = 0,
@@ -54,16 +51,6 @@ def evaluate_retrieval(model: nn.Module, data, data_cfg: DataConfig, eval_cfg: E
     return report.to_dict()
 
 
-def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    out = {}
-    for key, value in state.items():
-        for prefix in _STATE_PREFIXES:
-            while key.startswith(prefix):
-                key = key[len(prefix):]
-        out[key] = value
-    return out
-
-
 def _require(mapping: Any, key: str, where: str, path: Path) -> Any:
     if not isinstance(mapping, dict) or key not in mapping:
         have = sorted(mapping) if isinstance(mapping, dict) else type(mapping).__name__
@@ -77,6 +64,7 @@ def load_model_from_checkpoint(checkpoint: str | Path) -> tuple[nn.Module, dict]
     The backbone's ``pretrained`` setting is ignored (set to None): every weight comes from the
     checkpoint, so rebuilding never downloads or needs the original ImageNet file."""
     from reid.models import build_model
+    from reid.models.pretrained import strip_wrapper_prefixes
 
     path = Path(checkpoint)
     if not path.is_file():
@@ -90,7 +78,7 @@ def load_model_from_checkpoint(checkpoint: str | Path) -> tuple[nn.Module, dict]
     model_cfg["init_from"] = None  # every weight comes from this checkpoint, not from the run's init
     model = build_model(model_cfg, num_classes, strict=False)
     try:
-        model.load_state_dict(_strip_prefixes(dict(state)), strict=True)
+        model.load_state_dict(strip_wrapper_prefixes(state), strict=True)
     except RuntimeError as err:  # torch lists missing/unexpected keys and shape mismatches
         raise CheckpointError(
             f"{path}: the saved weights do not match the model built from config.model {model_cfg}: {err}"

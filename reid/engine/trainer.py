@@ -277,17 +277,18 @@ class Trainer(TrainLoop):
 
     def evaluate(self) -> dict:
         """Retrieval metrics of the current model on query/gallery (rank 0, full test set)."""
-        return evaluate_retrieval(self.model, self.data, self.cfg.data, self.cfg.eval, self.device,
-                                  amp=self.amp_dtype is not None, num_workers=self.cfg.data.num_workers,
-                                  progress=self.cfg.train.progress)
+        return self._retrieval(self.data, progress=self.cfg.train.progress)
 
     def evaluate_validation(self) -> dict | None:
         """Retrieval metrics on the validation split (None without ``eval.validation``)."""
         if getattr(self, "validation_data", None) is None:
             return None
-        return evaluate_retrieval(self.model, self.validation_data, self.cfg.data, self.cfg.eval, self.device,
+        return self._retrieval(self.validation_data, progress=False)
+
+    def _retrieval(self, data, progress: bool) -> dict:
+        return evaluate_retrieval(self.model, data, self.cfg.data, self.cfg.eval, self.device,
                                   amp=self.amp_dtype is not None, num_workers=self.cfg.data.num_workers,
-                                  progress=False)
+                                  progress=progress)
 
     def final_report(self) -> dict:
         return build_final_report(self, self.evaluation, time.perf_counter() - self._t_fit,

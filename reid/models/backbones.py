@@ -105,13 +105,13 @@ class BackboneRegistry(Registry[Any]):
                     return prefix, resolver
         return None
 
-    def check(self, name: Any, key: str | None = None) -> str:
+    def check(self, name: Any, key: str | None = None, also: tuple[str, ...] = ()) -> str:
         found = self._resolver(name)
         if found is not None:
             found[1](name[len(found[0]):], key)
             return name
         try:
-            return super().check(name, key)
+            return super().check(name, key, also)
         except UnknownChoiceError as err:
             families = ", ".join(f"{p}<name>" for p in self._prefixes)
             raise UnknownChoiceError(f"{err} Or any of: {families} (e.g. timm:resnet50).") from None

@@ -29,12 +29,13 @@ import torch
 from torch import nn
 
 from reid.errors import UserError
+from reid.models.pretrained import load_weights, strip_wrapper_prefixes
 
 log = logging.getLogger(__name__)
 
 _REQUIRED_PREFIXES = ("backbone.", "projection.", "bnneck.")
 _CLASSIFIER_PREFIX = "classifier."
-_STATE_PREFIXES = ("module.", "_orig_mod.")
+
 _MAX_KEYS_SHOWN = 6
 
 
@@ -56,12 +57,7 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
             "last.pt written by `reid train` (or null)"
         )
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            obj: Any = load_file(str(path), device="cpu")
-        else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj: Any = load_weights(path)
     except Exception as err:
         raise InitFromError(
             f"model.init_from: {path} could not be read as a weights-only checkpoint "
@@ -78,13 +74,7 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
             f"model.init_from: {path} holds no model state dict (expected a checkpoint written by "
             "`reid train`, with a 'model' entry of tensors, or a plain state dict)"
         )
-    state = {}
-    for key, value in obj.items():
-        for prefix in _STATE_PREFIXES:
-            while key.startswith(prefix):
-                key = key[len(prefix):]
-        state[key] = value
-    return state, model_cfg
+    return strip_wrapper_prefixes(obj), model_cfg
 
 
 def init_from_checkpoint(model: nn.Module, path: str | Path, backbone_name: str | None = None) -> dict[str, list[str]]:

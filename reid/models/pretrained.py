@@ -47,6 +47,8 @@ _MODULE_PREFIX = "module."
 _MAX_KEYS_SHOWN = 8
 
 
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DataParallel/DDP and torch.compile wrappers
+
 class PretrainedWeightsError(UserError, RuntimeError):
     """Backbone weights could not be obtained or do not fit the backbone. The message names the
     source (file or download) and says what to do."""
@@ -155,6 +157,28 @@ def fetch_timm_hub_state_dict(name: str) -> dict[str, torch.Tensor]:
         ) from err
 
 
+def load_weights(path: Path) -> Any:
+    """The object in a weights file, never unpickling code: ``.safetensors`` through safetensors,
+    anything else through ``torch.load(weights_only=True)``. Callers name their own errors."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device="cpu")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def strip_wrapper_prefixes(state: Mapping[str, Any]) -> dict[str, Any]:
+    """State-dict keys without the ``module.`` (DataParallel/DDP) and ``_orig_mod.``
+    (``torch.compile``) prefixes a wrapped model's keys carry."""
+    out = {}
+    for key, value in state.items():
+        for prefix in _WRAPPER_PREFIXES:
+            while key.startswith(prefix):
+                key = key[len(prefix):]
+        out[key] = value
+    return out
+
+
 def read_weights_file(path: str | Path, key: str = "model.pretrained") -> dict[str, Any]:
     """The tensors of a local weights file: ``.safetensors`` through safetensors (no pickle),
     anything else through ``torch.load(weights_only=True)``. Errors name ``key`` and the file."""
@@ -165,11 +189,7 @@ def read_weights_file(path: str | Path, key: str = "model.pretrained") -> dict[s
             "(.pth or .safetensors), 'imagenet' (downloads), or null (random init)."
         )
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path), device="cpu")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return load_weights(path)
     except Exception as err:
         kind = "safetensors" if path.suffix == ".safetensors" else "weights-only torch"
         raise PretrainedWeightsError(
