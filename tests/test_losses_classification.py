@@ -228,7 +228,8 @@ def test_label_correction_losses_accept_low_precision_logits(make, dtype):
 def test_id_losses_share_one_signature_and_expose_their_weight_scheme():
     from reid.losses import ID_LOSSES
 
-    assert set(ID_LOSSES) == {"weighted_ce", "proselflc"}
+    assert set(ID_LOSSES) == {"weighted_ce", "proselflc", "nce_rce", "label_smoothing", "soft_bootstrapping",
+                              "hard_bootstrapping"}
     weighted = ID_LOSSES["weighted_ce"](5, "imae", "n", 0.1, T=4.0)
     assert isinstance(weighted, WeightedCrossEntropyLoss)
     assert (weighted.normalize, weighted.label_smoothing, repr(weighted.weight_scheme)) == ("n", 0.1, "imae(T=4)")
@@ -239,7 +240,7 @@ def test_id_losses_share_one_signature_and_expose_their_weight_scheme():
     assert composed.weight_scheme is composed.scheme and composed.normalize == "n"
     with pytest.raises(ValueError, match="label_smoothing=0.1 must be 0"):
         ID_LOSSES["proselflc"](5, "cce", "sum", 0.1)
-    with pytest.raises(ValueError, match=r"unknown identity loss 'prosel' \(choices: weighted_ce, proselflc\)"):
+    with pytest.raises(ValueError, match=r"unknown identity loss 'prosel' \(choices: weighted_ce, proselflc, nce_rce"):
         ID_LOSSES.check("prosel")
 
 

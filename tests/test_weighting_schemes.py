@@ -29,7 +29,7 @@ def test_w_matches_formula(name, params, formula):
 
 
 def test_defaults_and_registry_covers_issue_names():
-    assert set(SCHEMES) == {"cce", "mae", "mse", "gce", "imae", "dm", "exponential", "normal", "beta"}
+    assert set(SCHEMES) == {"cce", "mae", "mse", "gce", "imae", "dm", "exponential", "normal", "beta", "sce"}
     assert get_scheme("gce").q == 0.7
     assert get_scheme("imae").T == 8.0
     assert get_scheme("DM", lam=0.5, beta=8.0).params == {"lam": 0.5, "beta": 8.0}

@@ -13,7 +13,9 @@ Registries (:class:`reid.registry.Registry`):
 * :data:`ID_LOSSES` (the config's ``loss.id.name``): builders with one signature,
   ``builder(num_classes, scheme, normalize, label_smoothing, **params) -> nn.Module``; every loss
   they build has ``weight_scheme``, the :class:`reid.weighting.WeightScheme` whose ``w(p)`` is its
-  example weighting (so callers never special-case a loss by name).
+  example weighting, or ``None`` for a loss whose logit gradient leaves CCE's direction (NCE+RCE,
+  label smoothing, bootstrapping): :func:`example_weights_of` gives every loss's per-example
+  ``(p_i, w_i)`` either way (so callers never special-case a loss by name).
 * :data:`METRIC_LOSSES` (the config's ``loss.metric.name``): ranking losses on embeddings,
   ``METRIC_LOSSES[name](**params)``.
 """
@@ -26,6 +28,7 @@ from torch import nn
 
 from reid.losses.classifier_heads import CosineClassifierLoss, LinearClassifierLoss
 from reid.losses.instance_ce import InstanceCrossEntropyLoss
+from reid.losses.literature import HardBootstrappingLoss, NCERCELoss, SymmetricCrossEntropyLoss
 from reid.losses.memory import CrossBatchMemory
 from reid.losses.osm_caa import OSMCAALoss
 from reid.losses.proselflc import ConfidencePenaltyLoss, LabelSmoothingLoss, ProSelfLCLoss, SoftBootstrappingLoss
@@ -41,6 +44,9 @@ for _name, _cls in (
     ("label_smoothing", LabelSmoothingLoss),
     ("confidence_penalty", ConfidencePenaltyLoss),
     ("soft_bootstrapping", SoftBootstrappingLoss),
+    ("hard_bootstrapping", HardBootstrappingLoss),
+    ("sce", SymmetricCrossEntropyLoss),
+    ("nce_rce", NCERCELoss),
     ("linear_classifier", LinearClassifierLoss),
     ("cosine_classifier", CosineClassifierLoss),
     ("ranked_list", RankedListLoss),
@@ -95,6 +101,43 @@ def _proselflc(num_classes: int, scheme: str, normalize: str, label_smoothing: f
     return ProSelfLCLoss(num_classes=num_classes, scheme=composed, normalize=normalize, **params)
 
 
+def _target_loss(cls, defaults: dict):
+    """An ID_LOSSES builder for a loss that fixes its own target and weighting: ``scheme`` must
+    stay ``cce`` (the config default) and ``label_smoothing`` 0; ``params`` go to ``cls``."""
+    def build(num_classes: int, scheme: str, normalize: str, label_smoothing: float, **params) -> nn.Module:
+        if not (isinstance(scheme, str) and scheme == "cce"):
+            raise ValueError(f"{cls.__name__} sets its own example weighting; leave loss.id.scheme at cce "
+                             f"(got {scheme!r})")
+        if label_smoothing:
+            raise ValueError(f"{cls.__name__}: label_smoothing={label_smoothing} must be 0 (it sets its own target)")
+        return cls(**{**defaults, **params})
+    build.__doc__ = f":class:`{cls.__name__}` with defaults {defaults or 'of the class'}."
+    return build
+
+
+# active-passive and target-revising baselines of the noisy-label literature (docs/methods.md §6);
+# SCE is a weighting scheme (``loss.id.scheme=sce`` under weighted_ce) and also a loss class here.
+ID_LOSSES.register("nce_rce", _target_loss(NCERCELoss, {}))
+ID_LOSSES.register("label_smoothing", _target_loss(LabelSmoothingLoss, {}))
+# METHODS.md §6: soft bootstrapping with the prediction detached in the target (beta = 0.95)
+ID_LOSSES.register("soft_bootstrapping", _target_loss(SoftBootstrappingLoss, {"detach_target": True}))
+ID_LOSSES.register("hard_bootstrapping", _target_loss(HardBootstrappingLoss, {}))
+
+
+def example_weights_of(loss: nn.Module, logits, labels):
+    """Per-example ``(p_i, w_i)`` of an identity loss for ``logits`` / ``labels``, without a graph:
+    the loss's own ``example_weights`` when it has one (the L1 norm of each example's logit
+    gradient, in closed form), else ``p_i`` from the logits and ``w_i = w(p_i)`` of its
+    ``weight_scheme`` (exact for every loss along CCE's direction)."""
+    import torch
+
+    if hasattr(loss, "example_weights"):
+        return loss.example_weights(logits, labels)
+    with torch.no_grad():
+        p = torch.softmax(logits.detach().double(), dim=1).gather(1, labels.long()[:, None]).squeeze(1)
+        return p, loss.weight_scheme.w(p.clamp(0, 1))
+
+
 # --------------------------------------------------------------------------- ranking losses
 METRIC_LOSSES: Registry[type[nn.Module]] = Registry("ranking loss")
 METRIC_LOSSES.register("triplet", BatchHardTripletLoss)
@@ -104,7 +147,8 @@ METRIC_LOSSES.register("ice", InstanceCrossEntropyLoss)
 METRIC_LOSSES.register("osm_caa", OSMCAALoss)
 
 
-__all__ = ["LOSSES", "ID_LOSSES", "METRIC_LOSSES", "build_loss", "WeightedCrossEntropyLoss", "ProSelfLCLoss",
+__all__ = ["LOSSES", "ID_LOSSES", "METRIC_LOSSES", "build_loss", "example_weights_of",
+           "SymmetricCrossEntropyLoss", "NCERCELoss", "HardBootstrappingLoss", "WeightedCrossEntropyLoss", "ProSelfLCLoss",
            "LabelSmoothingLoss", "ConfidencePenaltyLoss", "SoftBootstrappingLoss", "LinearClassifierLoss",
            "CosineClassifierLoss", "RankedListLoss", "InstanceCrossEntropyLoss", "BatchHardTripletLoss",
            "CrossBatchMemory", "OSMCAALoss"]

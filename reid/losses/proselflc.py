@@ -119,7 +119,10 @@ class ProSelfLCLoss(nn.Module):
 
 class LabelSmoothingLoss(nn.Module):
     """Label smoothing (Szegedy et al. 2016): target ``(1 - eps) q + eps / C``;
-    ``F.cross_entropy(label_smoothing=eps)``. ``w_i = ||p_i - q~_i||_1``."""
+    ``F.cross_entropy(label_smoothing=eps)``. ``w_i = ||p_i - q~_i||_1``; not along CCE's
+    direction (``weight_scheme = None``)."""
+
+    weight_scheme = None
 
     def __init__(self, eps: float = 0.1) -> None:
         super().__init__()
@@ -134,6 +137,12 @@ class LabelSmoothingLoss(nn.Module):
         loss = out.loss.mean()
         self.last_stats = make_stats(out.p, out.w, loss=float(loss.detach()))
         return loss
+
+    @torch.no_grad()
+    def example_weights(self, logits, labels):
+        """``(p_i, w_i)`` without a graph (``w_i`` the L1 norm of the logit gradient)."""
+        out = revised_target_cross_entropy(logits.detach(), labels, a=1.0 - self.eps, c=self.eps)
+        return out.p, out.w
 
 
 class ConfidencePenaltyLoss(nn.Module):
@@ -160,7 +169,10 @@ class SoftBootstrappingLoss(nn.Module):
     """Soft bootstrapping (Reed et al. 2015): target ``beta q + (1 - beta) p``, loss
     ``H(target, p)``. The paper lets the gradient flow through ``p`` in the target
     (``detach_target=False``, default); with ``detach_target=True`` the logit gradient is
-    ``beta (p - q)`` (``w_i = 2 beta (1 - p_i)``)."""
+    ``beta (p - q)`` (``w_i = 2 beta (1 - p_i)``). ``weight_scheme = None``: with the gradient
+    through ``p`` the direction is not CCE's; ``example_weights`` gives ``w_i`` either way."""
+
+    weight_scheme = None
 
     def __init__(self, beta: float = 0.95, detach_target: bool = False) -> None:
         super().__init__()
@@ -177,3 +189,10 @@ class SoftBootstrappingLoss(nn.Module):
         loss = out.loss.mean()
         self.last_stats = make_stats(out.p, out.w, loss=float(loss.detach()))
         return loss
+
+    @torch.no_grad()
+    def example_weights(self, logits, labels):
+        """``(p_i, w_i)`` without a graph (``w_i`` the L1 norm of the logit gradient)."""
+        out = revised_target_cross_entropy(logits.detach(), labels, a=self.beta, b=1.0 - self.beta,
+                                           through_p=not self.detach_target)
+        return out.p, out.w

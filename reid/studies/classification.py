@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from reid.studies.classification_config import ClassificationConfig
 from reid.studies.classification_data import stratified_subset
-from reid.studies.classification_model import SmallCNN
+from reid.studies.classification_model import BNMLP, SmallCNN
 from reid.studies.classification_trainer import ClassificationTrainer, EpochProgressHook, EpochRecordHook
 from reid.studies.schemes import SchemeSpec
 
@@ -45,5 +45,5 @@ def run_classification(cfg: ClassificationConfig, out_dir: Path | None = None, p
     return result
 
 
-__all__ = ["SchemeSpec", "ClassificationConfig", "SmallCNN", "ClassificationTrainer", "run_classification",
+__all__ = ["SchemeSpec", "ClassificationConfig", "SmallCNN", "BNMLP", "ClassificationTrainer", "run_classification",
            "stratified_subset"]

@@ -43,7 +43,9 @@ class ClassificationConfig(BaseModel):
     # reid.engine.optim schedules, per iteration; step = x0.1 at 1/3 and 2/3 of training
     lr_schedule: Literal["cosine", "step", "constant"] = "cosine"
     warmup_epochs: int = 0  # the engine's linear warm-up (from sched.warmup_factor of the peak rate)
+    arch: Literal["cnn", "mlp"] = "cnn"  # SmallCNN (widths) or BN-MLP (mlp_widths)
     widths: tuple[int, int, int] = (16, 32, 64)
+    mlp_widths: tuple[int, ...] = (512, 512)
     head: Literal["cosine", "linear"] = "cosine"
     cosine_scale: float = 16.0
     augment: bool = True  # per-image random horizontal flip + one random shift (<= 2 px) per batch; training only

@@ -28,9 +28,10 @@ from reid.engine.config import Config
 from reid.engine.distributed import DistInfo
 from reid.engine.loop import TrainLoop
 from reid.engine.optim import build_optimizer, build_scheduler
+from reid.losses import example_weights_of
 from reid.studies.classification_config import ClassificationConfig
 from reid.studies.classification_data import augment, load_noisy_splits, predict
-from reid.studies.classification_model import SmallCNN
+from reid.studies.classification_model import build_classification_model
 from reid.studies.fit import fit_report
 from reid.studies.noise_hook import pw_histogram_record
 from reid.studies.schemes import id_loss_of
@@ -63,7 +64,8 @@ def engine_config(cfg: ClassificationConfig) -> Config:
 
 
 class ClassificationTrainer(TrainLoop):
-    """Trains :class:`~reid.studies.classification_model.SmallCNN` on noisy image labels (CPU).
+    """Trains the study network (:func:`~reid.studies.classification_model.build_classification_model`)
+    on noisy image labels (CPU).
 
     Batches: one random permutation of the training images per epoch, ``batch_size`` images per
     step, augmented (:func:`~reid.studies.classification_data.augment`); one generator seeded
@@ -88,7 +90,7 @@ class ClassificationTrainer(TrainLoop):
         torch.manual_seed(study.seed)  # the model's initialisation
         self.data = load_noisy_splits(study)
         self.num_classes = self.data.num_classes
-        self.model = SmallCNN(self.num_classes, study.widths, study.head, study.cosine_scale)
+        self.model = build_classification_model(study, self.num_classes)
         self.ddp_model = self.model
         self.id_loss = build_id_loss(self.cfg.loss.id, self.num_classes)
         self.metric_loss = None
@@ -146,8 +148,7 @@ class ClassificationTrainer(TrainLoop):
             out["val_acc"] = float((val_pred == self.data.val_labels).float().mean())
         train_logits = predict(self.model, self.data.train_images, batch)
         train_pred = train_logits.argmax(1).numpy()
-        p = torch.softmax(train_logits.double(), dim=1).gather(1, self.data.train_labels[:, None]).squeeze(1)
-        w = self.id_loss.weight_scheme.w(p.clamp(0, 1))
+        p, w = example_weights_of(self.id_loss, train_logits.double(), self.data.train_labels)
         traj = self.trajectories.add_evaluation(epoch, p.numpy(), w.detach().numpy())
         return {**out, **fit_report(train_pred, self.data.noisy_labels, self.data.true_labels, self.data.noisy_mask),
                 "auc_p": traj["auc_p"], "auc_w": traj["auc_w"]}
@@ -185,15 +186,15 @@ class ClassificationTrainer(TrainLoop):
 
 def per_example_pw(loss, logits: torch.Tensor, labels: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """``p_i`` and ``w_i`` of the last forward: from ``loss.last_stats`` when the loss publishes
-    per-example tensors, else ``p_i`` from the logits and ``w_i = w(p_i)`` from the loss's own
-    ``weight_scheme`` (identical by definition for the weighted-CE schemes)."""
+    per-example tensors, else :func:`reid.losses.example_weights_of` (``w_i = w(p_i)`` of the
+    loss's own ``weight_scheme``, or the loss's closed-form gradient norm when it has none)."""
     stats = getattr(loss, "last_stats", None) or {}
     p, w = stats.get("p"), stats.get("w")
     n = labels.shape[0]
     if not (torch.is_tensor(p) and p.numel() == n):
         p = torch.softmax(logits.detach().double(), dim=1).gather(1, labels[:, None]).squeeze(1)
     if not (torch.is_tensor(w) and w.numel() == n):
-        w = loss.weight_scheme.w(p.double().clamp(0, 1))
+        p, w = example_weights_of(loss, logits.detach().double(), labels)
     return p.detach().float().cpu().numpy().reshape(-1), w.detach().float().cpu().numpy().reshape(-1)
 
 

@@ -6,8 +6,8 @@
 * ``on_batch_end``: collects per-example ``p_i`` (probability of the *training* label) and
   ``w_i`` (the scheme's weight) from ``losses["id_loss"].last_stats``, keyed by
   ``batch["index"]`` so they can be split into clean and noisy tracklets. If the loss does not
-  publish per-example tensors, ``p_i`` comes from ``outputs["logits"]`` and ``w_i = w(p_i)`` from
-  the id loss's own ``weight_scheme``.
+  publish per-example tensors, both come from :func:`reid.losses.example_weights_of` on
+  ``outputs["logits"]`` (the loss's ``weight_scheme``, or its closed-form gradient norm).
 * ``on_epoch_end``: stores that epoch's clean/noisy histograms (``pw_histograms.json``).
 * ``on_evaluate``: the three-number report's training part (:func:`reid.studies.fit.fit_report`)
   from :func:`reid.studies.predict.predict_train_split` (eval mode, no augmentation): ``noisy_fit``,
@@ -33,6 +33,7 @@ import torch
 
 from reid.atomic import atomic_write_json
 from reid.data.noise import NoiseConfig, NoiseManifest, apply_noise
+from reid.losses import example_weights_of
 from reid.studies.fit import fit_report
 from reid.studies.predict import predict_train_split
 from reid.studies.trajectories import TrajectoryRecorder
@@ -51,7 +52,6 @@ class NoiseHook:
         self.records: list[dict] = []  # per-epoch p/w histograms
         self.fit_history: list[dict] = []  # per-evaluation fit numbers
         self._batch: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self._scheme = None
         self.trajectories: TrajectoryRecorder | None = None
         self._restricted = False
 
@@ -60,12 +60,6 @@ class NoiseHook:
     def _is_main(trainer) -> bool:
         dist = getattr(trainer, "dist", None)
         return True if dist is None else bool(getattr(dist, "is_main", True))
-
-    def _weight_scheme(self, trainer):
-        """The id loss's own weighting scheme (``w(p)`` of its emphasis density)."""
-        if self._scheme is None:
-            self._scheme = trainer.id_loss.weight_scheme
-        return self._scheme
 
     # ------------------------------------------------------------------ hooks
     def on_fit_start(self, trainer) -> None:
@@ -114,7 +108,8 @@ class NoiseHook:
             lab = labels.to(logits.device) if torch.is_tensor(labels) else torch.as_tensor(labels, device=logits.device)
             p = torch.softmax(logits, dim=1).gather(1, lab.long()[:, None]).squeeze(1)
         if not (torch.is_tensor(w) and w.numel() == n):
-            w = self._weight_scheme(trainer).w(p.detach().double().clamp(0, 1))
+            lab = labels.to(outputs["logits"].device) if torch.is_tensor(labels) else torch.as_tensor(labels)
+            p, w = example_weights_of(trainer.id_loss, outputs["logits"].detach().float(), lab.long())
         w_np = w.detach().float().cpu().numpy().reshape(-1)
         self._batch.append((index, p.detach().float().cpu().numpy().reshape(-1), w_np))
         self._sync(trainer)
@@ -139,8 +134,7 @@ class NoiseHook:
         rep = fit_report(pred, self.noisy_labels, self.true_labels, self.noisy_mask)
         out = {k: rep[k] for k in FIT_KEYS}
         # trajectory point: eval-mode p_i of the training label and w_i = w(p_i) of the id loss
-        p = torch.softmax(logits, dim=1).gather(1, torch.as_tensor(self.noisy_labels)[:, None]).squeeze(1)
-        w = self._weight_scheme(trainer).w(p.clamp(0, 1))
+        p, w = example_weights_of(trainer.id_loss, logits, torch.as_tensor(self.noisy_labels))
         traj = self.trajectories.add_evaluation(epoch + 1, p.numpy(), w.detach().cpu().numpy())
         out.update(auc_p=traj["auc_p"], auc_w=traj["auc_w"])
         self.fit_history.append({"epoch": epoch + 1, "mAP": metrics.get("mAP"), "val_mAP": metrics.get("val_mAP"), **out})

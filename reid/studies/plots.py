@@ -99,6 +99,8 @@ def plot_weight_curves(schemes: list[tuple[str, str, dict]], path: str | Path) -
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     for display, name, params in schemes:
         scheme = weight_scheme_of(name, params)
+        if scheme is None:  # not along CCE's direction: measured in plot_emphasis_densities
+            continue
         w = scheme.w(torch.as_tensor(p, dtype=torch.float64)).numpy()
         label = f"{display} (mode {scheme.mode():.2f})"
         axes[0].plot(p, w, label=label)
@@ -110,6 +112,57 @@ def plot_weight_curves(schemes: list[tuple[str, str, dict]], path: str | Path) -
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=7)
     return _save(fig, path)
+
+
+def binned_weights(p: np.ndarray, w: np.ndarray, bins: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Bin centres of ``p`` and the median, 25th and 75th percentile of ``w`` per bin (nan where
+    a bin is empty): the empirical emphasis density of a loss."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    idx = np.clip(np.digitize(p, edges) - 1, 0, bins - 1)
+    med, lo, hi = (np.full(bins, np.nan) for _ in range(3))
+    for b in range(bins):
+        sel = w[idx == b]
+        if sel.size:
+            lo[b], med[b], hi[b] = np.percentile(sel, [25, 50, 75])
+    return (edges[:-1] + edges[1:]) / 2, med, lo, hi
+
+
+def plot_emphasis_densities(schemes: list[tuple[str, str, dict]], measured: dict[str, tuple[np.ndarray, np.ndarray]],
+                            path: str | Path, title: str = "") -> Path:
+    """One figure for every loss of a study, in the weighting lens (docs/methods.md §1, §6).
+
+    Left: ``w(p) / max w`` of each loss whose logit gradient lies along CCE's direction (its
+    ``weight_scheme``). Right: the *measured* weight, ``w_i`` = L1 norm of each training example's
+    logit gradient against its ``p_i`` (pooled over a run's evaluations, ``measured``: display ->
+    ``(p, w)``), as the median and inter-quartile band per p-bin, scaled by the loss's largest
+    median - for the losses without a ``w(p)`` (NCE+RCE, bootstrapping, label smoothing) this is
+    the only emphasis density there is; for the others it checks the curve on the left."""
+    import torch
+
+    p = np.linspace(0.0, 1.0, 401)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    names = list(dict.fromkeys([d for d, _, _ in schemes] + list(measured)))
+    # one colour per loss in both panels: the 10 dark tab20 hues, then the light ones dashed
+    style = {d: {"color": plt.cm.tab20((2 * i) % 20 + (i // 10) % 2), "linestyle": "-" if i < 10 else "--"}
+             for i, d in enumerate(names)}
+    for display, name, params in schemes:
+        scheme = weight_scheme_of(name, params)
+        if scheme is not None:
+            w = scheme.w(torch.as_tensor(p, dtype=torch.float64)).numpy()
+            axes[0].plot(p, w / max(w.max(), 1e-12), label=f"{display} (mode {scheme.mode():.2f})", **style[display])
+    for display, (pi, wi) in measured.items():
+        centre, med, lo, hi = binned_weights(np.asarray(pi, np.float64), np.asarray(wi, np.float64))
+        scale = np.nanmax(med) if np.isfinite(med).any() and np.nanmax(med) > 0 else 1.0
+        axes[1].plot(centre, med / scale, marker=".", label=display, **style[display])
+        axes[1].fill_between(centre, lo / scale, hi / scale, color=style[display]["color"], alpha=0.12)
+    axes[1].set_ylim(0, 1.6)
+    axes[0].set_title("w(p) / max w (losses along CCE's direction)", fontsize=9)
+    axes[1].set_title("measured |dL/dz_i|_1 vs p_i (median, IQR), / max median", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("p = probability of the labelled class")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    return _save(fig, path, title)
 
 
 def plot_final_p_histograms(per_scheme: dict[str, dict], path: str | Path, title: str = "") -> Path:
@@ -130,4 +183,5 @@ def plot_final_p_histograms(per_scheme: dict[str, dict], path: str | Path, title
     return _save(fig, path, title)
 
 
-__all__ = ["plot_pw_distributions", "plot_metric_vs_rate", "plot_weight_curves", "plot_final_p_histograms"]
+__all__ = ["plot_pw_distributions", "plot_metric_vs_rate", "plot_weight_curves", "plot_final_p_histograms",
+           "plot_emphasis_densities", "binned_weights"]

@@ -38,19 +38,20 @@ def plot_trajectory_bands(npz_path: str | Path, path: str | Path, title: str = "
 
 def plot_detection_curves(curves: dict[str, dict], path: str | Path, title: str = "") -> Path:
     """``curves``: display name -> :meth:`TrajectoryRecorder.curves` output."""
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for k, (name, c) in enumerate(curves.items()):
-        color = f"C{k % 10}"
-        axes[0].plot(c["epoch"], c["auc_p"], color=color, marker=".", label=name)
-        axes[1].plot(c["epoch"], c["auc_w"], color=color, marker=".", label=name)
-        axes[2].plot(c["share_epoch"], c["grad_share_noisy"], color=color, marker=".", label=name)
-        axes[2].plot(c["share_epoch"], c["batch_noisy_frac"], color=color, ls="--", lw=0.8)
+        # 10 dark tab20 hues, then the light ones: one distinct colour per loss up to 20
+        color = plt.cm.tab20((2 * k) % 20 + (k // 10) % 2)
+        axes[0].plot(c["epoch"], c["auc_p"], color=color, marker=".", ms=3, lw=1, label=name)
+        axes[1].plot(c["epoch"], c["auc_w"], color=color, marker=".", ms=3, lw=1, label=name)
+        axes[2].plot(c["share_epoch"], c["grad_share_noisy"], color=color, marker=".", ms=3, lw=1, label=name)
+        axes[2].plot(c["share_epoch"], c["batch_noisy_frac"], color="grey", ls=":", lw=0.6)
     for ax, label in zip(axes, ("AUC of low $p_i$ for noisy", "AUC of low $w_i$ for noisy",
                                 "noisy share of gradient magnitude")):
         ax.axhline(0.5 if "AUC" in label else np.nan, color="grey", lw=0.5)
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
-    axes[0].legend(fontsize=7)
+    axes[2].legend(fontsize=6, loc="lower right", ncol=2)  # dotted grey: the batches' noisy frequency
     return _save(fig, path, title)
 
 

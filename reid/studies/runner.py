@@ -46,6 +46,7 @@ from reid.engine.config import registered
 from reid.engine.config_files import ConfigError, deep_merge, read_config_tree, validate_config
 from reid.engine.config import ValidationConfig
 from reid.studies.classification_config import ClassificationConfig, HoldoutSpec
+from reid.studies.classification_data import make_synthetic_idx
 from reid.studies.schemes import SchemeSpec, build_study_loss, id_loss_of
 from reid.studies.study_report import write_report
 from reid.studies.trajectories import memorisation_onset
@@ -175,24 +176,6 @@ def _task_cfg(study: StudyConfig) -> Any:
     return {"task": task, **extra} if extra else task
 
 
-def make_synthetic_idx(out_dir: Path, n_train: int = 600, n_test: int = 200, num_classes: int = 4, seed: int = 0) -> Path:
-    """A tiny learnable MNIST-layout dataset: each class is a fixed random 28x28 pattern plus
-    pixel noise. For CI smoke studies where Fashion-MNIST is not installed."""
-    from reid.data.idx import write_idx
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if (out_dir / "t10k-labels-idx1-ubyte").is_file():
-        return out_dir
-    rng = np.random.default_rng(seed)
-    protos = rng.uniform(0, 255, size=(num_classes, 28, 28))
-    for split, n in (("train", n_train), ("t10k", n_test)):
-        y = np.arange(n) % num_classes
-        x = np.clip(protos[y] + rng.normal(0, 60, size=(n, 28, 28)), 0, 255).astype(np.uint8)
-        write_idx(out_dir / f"{split}-images-idx3-ubyte", x)
-        write_idx(out_dir / f"{split}-labels-idx1-ubyte", y.astype(np.uint8))
-    return out_dir
-
-
 # ----------------------------------------------------------------------------- cells
 def _run_classification_cell(study: StudyConfig, spec: dict, cell_dir: Path, out: Path, progress: bool, log=None) -> dict:
     from reid.studies.classification import run_classification
@@ -291,19 +274,54 @@ def _run_reid_cell(study: StudyConfig, spec: dict, cell_dir: Path, progress: boo
             "curves": noise.get("trajectory_curves"), "fit_history": history, "histogram_final": hist, "raw_final": final}
 
 
-def run_study(study: StudyConfig, out: str | os.PathLike, progress: bool = True, log=print, keep_going: bool = True) -> dict:
+def _execute_cell(study: StudyConfig, cell: dict, out: Path, progress: bool, log) -> tuple[str, dict | str]:
+    """Run one cell and write its ``cell.json`` (or ``cell_error.json``): ``("ok", record)`` or
+    ``("failed", message)``."""
+    cell_dir = out / "cells" / cell["id"]
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    try:
+        if study.task == "classification":
+            res = _run_classification_cell(study, cell["spec"], cell_dir, out, progress, log=log if not progress else None)
+        else:
+            res = _run_reid_cell(study, cell["spec"], cell_dir, progress)
+    except Exception as e:  # noqa: BLE001 - one broken cell must not lose the others' report
+        err = f"{type(e).__name__}: {e}"
+        atomic_write_json(cell_dir / "cell_error.json", {"id": cell["id"], "hash": cell["hash"], "error": err,
+                                                          "traceback": traceback.format_exc()})
+        return "failed", err
+    (cell_dir / "cell_error.json").unlink(missing_ok=True)
+    record = {"id": cell["id"], "hash": cell["hash"], **cell["spec"], **res, "wall_seconds": time.time() - t0}
+    atomic_write_json(cell_dir / "cell.json", record)
+    return "ok", record
+
+
+def _cell_worker(study_json: dict, cell: dict, out: str, threads: int) -> tuple[str, dict | str]:
+    """A ``--jobs`` worker process: one cell with ``threads`` intra-op threads (spawned, so it
+    imports torch itself; the study is passed as JSON)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    return _execute_cell(StudyConfig.model_validate(study_json), cell, Path(out), progress=False, log=None)
+
+
+def run_study(study: StudyConfig, out: str | os.PathLike, progress: bool = True, log=print, keep_going: bool = True,
+              jobs: int = 1) -> dict:
     """Run (or resume) every cell, then write runs.csv, table.md and the plots. Returns a summary.
 
     ``keep_going``: a cell that raises is recorded in its ``cell_error.json`` (no ``cell.json``,
-    so the next run retries it) and the report is written from the finished cells."""
+    so the next run retries it) and the report is written from the finished cells.
+    ``jobs`` > 1: that many cells at once, each in its own spawned process with
+    ``cpu_count // jobs`` torch threads (per-cell results are identical to a serial run's: every
+    cell seeds itself). The wall time of the rest is printed before the grid starts when finished
+    cells exist (their mean), else after the first cell."""
     out = Path(out)
     (out / "cells").mkdir(parents=True, exist_ok=True)
     (out / "study.json").write_text(json.dumps(study.model_dump(mode="json"), indent=1))
     cells = expand_cells(study)
-    ran, skipped, failed = [], [], []
+    ran, skipped, failed, pending, previous = [], [], [], [], []
     for k, cell in enumerate(cells):
-        cell_dir = out / "cells" / cell["id"]
-        done = cell_dir / "cell.json"
+        done = out / "cells" / cell["id"] / "cell.json"
         if done.is_file():
             prev = json.loads(done.read_text())
             if prev.get("hash") != cell["hash"]:
@@ -312,34 +330,53 @@ def run_study(study: StudyConfig, out: str | os.PathLike, progress: bool = True,
                     "the study config changed: use a new --out or delete that cell folder"
                 )
             skipped.append(cell["id"])
+            previous.append(float(prev.get("wall_seconds") or 0.0))
             log(f"[{k + 1}/{len(cells)}] {cell['id']}: done already, skipped")
-            continue
-        cell_dir.mkdir(parents=True, exist_ok=True)
-        log(f"[{k + 1}/{len(cells)}] {cell['id']}: running")
-        t0 = time.time()
-        try:
-            if study.task == "classification":
-                res = _run_classification_cell(study, cell["spec"], cell_dir, out, progress, log=log if not progress else None)
-            else:
-                res = _run_reid_cell(study, cell["spec"], cell_dir, progress)
-        except Exception as e:  # noqa: BLE001 - one broken cell must not lose the others' report
+        else:
+            pending.append((k, cell))
+    jobs = max(1, min(int(jobs), len(pending) or 1))
+
+    def estimate(per_cell: float) -> None:
+        log(f"    estimate: {len(pending) - len(ran) - len(failed)} cell(s) left x {per_cell:.0f} s / {jobs} job(s) = "
+            f"about {(len(pending) - len(ran) - len(failed)) * per_cell / jobs / 60:.1f} min for the rest of the study")
+
+    if pending and previous:
+        estimate(sum(previous) / len(previous))
+
+    def finished(k: int, cell: dict, status: str, value) -> None:
+        if status == "ok":
+            ran.append(cell["id"])
+            log(f"[{k + 1}/{len(cells)}] {cell['id']}: best {value['best']}  final {value['final']}")
+            if len(ran) == 1 and not previous:  # sized from the first cell: cells of one study cost about the same
+                estimate(value["wall_seconds"])
+        else:
             if not keep_going:
-                raise
-            err = f"{type(e).__name__}: {e}"
-            atomic_write_json(cell_dir / "cell_error.json", {"id": cell["id"], "hash": cell["hash"], "error": err,
-                                                                "traceback": traceback.format_exc()})
+                raise StudyError(f"cell {cell['id']} failed: {value}; details in "
+                                 f"{out / 'cells' / cell['id'] / 'cell_error.json'}")
             failed.append(cell["id"])
-            log(f"    FAILED ({err}); details in {cell_dir / 'cell_error.json'}; rerun the study to retry it")
-            continue
-        (cell_dir / "cell_error.json").unlink(missing_ok=True)
-        record = {"id": cell["id"], "hash": cell["hash"], **cell["spec"], **res, "wall_seconds": time.time() - t0}
-        atomic_write_json(done, record)
-        ran.append(cell["id"])
-        log(f"    best {res['best']}  final {res['final']}")
-        if len(ran) == 1:  # sized from the first cell: cells of one study cost about the same
-            left = len(cells) - k - 1
-            log(f"    estimate: {left} cell(s) left x {record['wall_seconds']:.0f} s = about "
-                f"{left * record['wall_seconds'] / 60:.1f} min for the rest of the study")
+            log(f"[{k + 1}/{len(cells)}] {cell['id']}: FAILED ({value}); details in "
+                f"{out / 'cells' / cell['id'] / 'cell_error.json'}; rerun the study to retry it")
+
+    if jobs == 1:
+        for k, cell in pending:
+            log(f"[{k + 1}/{len(cells)}] {cell['id']}: running")
+            finished(k, cell, *_execute_cell(study, cell, out, progress, log))
+    else:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from multiprocessing import get_context
+
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        log(f"running {len(pending)} cell(s) in {jobs} processes x {threads} thread(s)")
+        study_json = study.model_dump(mode="json")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(_cell_worker, study_json, cell, str(out), threads): (k, cell) for k, cell in pending}
+            for fut in as_completed(futures):
+                k, cell = futures[fut]
+                try:
+                    status, value = fut.result()
+                except Exception as e:  # noqa: BLE001 - a worker that died (killed, out of memory)
+                    status, value = "failed", f"worker process: {type(e).__name__}: {e}"
+                finished(k, cell, status, value)
     records = [json.loads(p.read_text()) for c in cells if (p := out / "cells" / c["id"] / "cell.json").is_file()]
     if records:
         write_report(study, records, out, failed=failed)

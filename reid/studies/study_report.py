@@ -40,11 +40,24 @@ def cell_rows(records: list[dict]) -> list[dict]:
                 v = src.get(k)
                 row[f"{which}_{k}"] = float("nan") if v is None else v
         row["onset_epoch"] = r.get("onset_epoch")
+        row["noisy_fit_late_change"] = late_change(r.get("fit_history") or [], "noisy_fit")
         curves = r.get("curves") or {}
         for k in ("auc_p", "auc_w", "grad_share_noisy"):
             row[f"final_{k}"] = (curves.get(k) or [float("nan")])[-1]
         rows.append(row)
     return rows
+
+
+def late_change(history: list[dict], key: str, tail: float = 0.2) -> float:
+    """``key`` at the last evaluation minus ``key`` at the last evaluation at or before
+    ``(1 - tail)`` of the run (nan with fewer than two evaluations): ~0 = a plateau, > 0 = still
+    rising (e.g. the noisy-subset fit of a run that has not finished memorising)."""
+    pts = [(h["epoch"], h[key]) for h in history if h.get(key) is not None and h.get("epoch") is not None]
+    if len(pts) < 2:
+        return float("nan")
+    last_epoch, last = pts[-1]
+    earlier = [v for e, v in pts[:-1] if e <= (1.0 - tail) * last_epoch] or [pts[0][1]]
+    return float(last - earlier[-1])
 
 
 def fmt(values, scale: float = 100.0, digits: int = 1) -> str:
@@ -75,14 +88,18 @@ def paired_verdicts(rows: list[dict], baseline: str, which: str = "final") -> li
         for key, sign in VERDICT_KEYS.items():
             diffs = np.asarray([mine[s][f"{which}_{key}"] - base[s][f"{which}_{key}"] for s in seeds], dtype=float)
             diffs = diffs[np.isfinite(diffs)]
+            if seeds and diffs.size == 0:
+                continue  # the quantity does not exist here (e.g. no noisy subset under frame-only noise)
             if diffs.size < 2:
                 verdict = f"inconclusive ({diffs.size} paired seed{'s' if diffs.size != 1 else ''})"
+            elif np.all(diffs == 0):
+                verdict = "no difference (equal on every seed)"
             elif np.all(sign * diffs > 0):
                 verdict = "better"
             elif np.all(sign * diffs < 0):
                 verdict = "worse"
             else:
-                verdict = "inconclusive (signs differ across seeds)"
+                verdict = "inconclusive (not the same sign on every seed)"
             out.append({"scheme": scheme, "baseline": baseline, "noise_kind": kind, "noise_rate": rate,
                         "which": which, "key": key, "seeds": seeds, "diffs": diffs.tolist(), "verdict": verdict})
     return out
@@ -105,10 +122,11 @@ def table_lines(study, rows: list[dict], metric: str) -> list[str]:
              f"Onset = first evaluation epoch whose noisy-subset fit exceeds {study.memorisation_threshold:g} "
              "(per seed; '-' = not within the run). AUC_p / AUC_w = P(noisy example has lower p / lower w "
              "than a clean one) at the last evaluation; share = the noisy examples' share of the batch's total "
-             "gradient magnitude in the last epoch.", "",
+             "gradient magnitude in the last epoch. Δ late = noisy fit at the end minus at 80 % of the run "
+             "(~0: plateau; > 0: still memorising).", "",
              "| scheme | noise | final: test / noisy fit / clean fit | best by val: test / noisy fit (epoch) "
-             "| best by test (oracle): test (epoch) | onset | AUC_p / AUC_w / share |",
-             "|---|---|---|---|---|---|---|"]
+             "| best by test (oracle): test (epoch) | onset | Δ late | AUC_p / AUC_w / share |",
+             "|---|---|---|---|---|---|---|---|"]
     for scheme, kind, rate in _groups(rows):
         sel = [r for r in rows if (r["scheme"], r["noise_kind"], r["noise_rate"]) == (scheme, kind, rate)]
 
@@ -119,16 +137,18 @@ def table_lines(study, rows: list[dict], metric: str) -> list[str]:
         oracle = fmt([r["best_by_test_test_acc"] for r in sel]) + f" ({fmt([r['best_by_test_epoch'] for r in sel], 1, 0)})"
         onset = ", ".join("-" if r["onset_epoch"] is None else str(r["onset_epoch"]) for r in sel)
         det = " / ".join(fmt([r[f"final_{k}"] for r in sel], 1, 2) for k in ("auc_p", "auc_w", "grad_share_noisy"))
+        late = fmt([r["noisy_fit_late_change"] for r in sel])
         lines.append(f"| {scheme} | {_noise(kind, rate)} | {col('final', ('test_acc', 'noisy_fit', 'clean_fit'))} "
-                     f"| {val} | {oracle} | {onset} | {det} |")
+                     f"| {val} | {oracle} | {onset} | {late} | {det} |")
     return lines
 
 
 def verdict_lines(verdicts: list[dict], metric: str) -> list[str]:
     if not verdicts:
         return []
-    base = verdicts[0]["baseline"]
-    lines = ["", f"## Paired verdicts against `{base}` (final checkpoint)", "",
+    base, which = verdicts[0]["baseline"], verdicts[0]["which"]
+    title = {"final": "final checkpoint", "best_by_val": "checkpoint chosen on the validation split"}.get(which, which)
+    lines = ["", f"## Paired verdicts against `{base}` ({title})", "",
              "Per seed, scheme minus baseline (same seed, same noisy labels), in points; a verdict only where "
              "every seed agrees in sign (and at least two seeds).", "",
              "| scheme | noise | quantity | per-seed difference | mean ± std | verdict |", "|---|---|---|---|---|---|"]
@@ -140,9 +160,29 @@ def verdict_lines(verdicts: list[dict], metric: str) -> list[str]:
     return lines
 
 
+def measured_weights(records: list[dict], out: Path, seed: int) -> dict:
+    """display -> ``(p, w)`` pooled over every evaluation of the trajectories of ``seed``'s first
+    noisy cell per scheme (classification: ``cells/<id>/trajectories.npz``; reid: ``.../run/``)."""
+    import numpy as np
+
+    measured = {}
+    for r in records:
+        name = scheme_name(r)
+        if r["seed"] != seed or r["noise_rate"] <= 0 or name in measured:
+            continue
+        for path in (out / "cells" / r["id"] / "trajectories.npz", out / "cells" / r["id"] / "run" / "trajectories.npz"):
+            if path.is_file():
+                with np.load(path) as t:
+                    if t["p"].size:
+                        measured[name] = (t["p"].reshape(-1), t["w"].reshape(-1))
+                break
+    return measured
+
+
 def write_report(study, records: list[dict], out: Path, failed=()) -> None:
     """``runs.csv``, ``table.md`` (with the verdicts when ``study.baseline`` is set) and the figures."""
-    from reid.studies.plots import plot_final_p_histograms, plot_metric_vs_rate, plot_weight_curves
+    from reid.studies.plots import (plot_emphasis_densities, plot_final_p_histograms, plot_metric_vs_rate,
+                                    plot_weight_curves)
     from reid.studies.plots_trajectories import plot_detection_curves
 
     out = Path(out)
@@ -155,6 +195,8 @@ def write_report(study, records: list[dict], out: Path, failed=()) -> None:
     lines = table_lines(study, rows, metric)
     if study.baseline:
         lines += verdict_lines(paired_verdicts(rows, study.baseline), metric)
+        if any(np.isfinite(r["best_by_val_test_acc"]) for r in rows):
+            lines += verdict_lines(paired_verdicts(rows, study.baseline, "best_by_val"), metric)
     if failed:
         lines += ["", f"Not in the table (failed; see their cell_error.json, rerun to retry): {', '.join(failed)}"]
     (out / "table.md").write_text("\n".join(lines) + "\n")
@@ -165,6 +207,11 @@ def write_report(study, records: list[dict], out: Path, failed=()) -> None:
     done = {scheme_name(r) for r in records}
     plot_weight_curves([(s.display, s.name, s.params) for s in study.schemes if s.display in done], out / "weight_curves.png")
     seed0 = sorted({r["seed"] for r in rows})[0]
+    measured = measured_weights(records, out, seed0)
+    if measured:
+        plot_emphasis_densities([(s.display, s.name, s.params) for s in study.schemes if s.display in done],
+                                measured, out / "emphasis_densities.png",
+                                title=f"emphasis densities: analytic and measured (seed {seed0}, all evaluations)")
     hists, curves = {}, {}
     for r in records:
         if r["seed"] == seed0 and r["noise_rate"] > 0:
@@ -179,4 +226,37 @@ def write_report(study, records: list[dict], out: Path, failed=()) -> None:
         plot_detection_curves(curves, out / "detection_curves.png", title=f"noisy-subset detection and gradient share, seed {seed0}")
 
 
-__all__ = ["cell_rows", "paired_verdicts", "table_lines", "verdict_lines", "write_report", "fmt", "WHICH"]
+DOC_FIGURES = ("emphasis_densities.png", "detection_curves.png", "metric_vs_rate_final.png",
+               "p_histograms_final.png", "weight_curves.png")
+
+
+def splice_into_doc(doc: Path, study_name: str, out: Path, command: str) -> Path:
+    """Put a finished study's ``table.md`` and figures into a markdown document, between
+    ``<!-- begin study:NAME -->`` and ``<!-- end study:NAME -->`` (appended when the markers are
+    absent; the rest of the document is kept). Figures are copied to ``img/NAME/`` beside the
+    document, so docs/robustness.md is regenerated from study outputs, never edited by hand."""
+    import shutil
+
+    doc, out = Path(doc), Path(out)
+    img_dir = doc.parent / "img" / study_name
+    img_dir.mkdir(parents=True, exist_ok=True)
+    table = (out / "table.md").read_text().strip().splitlines()
+    body = [f"<!-- begin study:{study_name} -->", "", "```bash", command, "```", ""]
+    body += ["#" + line if line.startswith("#") else line for line in table]  # one heading level down
+    for name in DOC_FIGURES:
+        if (out / name).is_file():
+            shutil.copyfile(out / name, img_dir / name)
+            body += ["", f"![{study_name}: {name[:-4].replace('_', ' ')}](img/{study_name}/{name})"]
+    body += ["", f"<!-- end study:{study_name} -->"]
+    text = doc.read_text() if doc.is_file() else ""
+    begin, end = f"<!-- begin study:{study_name} -->", f"<!-- end study:{study_name} -->"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + "\n".join(body) + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + "\n".join(body) + "\n"
+    doc.write_text(text)
+    return doc
+
+
+__all__ = ["splice_into_doc", "late_change", "measured_weights", "cell_rows", "paired_verdicts", "table_lines", "verdict_lines", "write_report", "fmt", "WHICH"]

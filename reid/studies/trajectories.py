@@ -2,7 +2,8 @@
 every evaluation, the clean/noisy mask, and the two summaries that decide memorisation.
 
 * ``p_i``: eval-mode probability of the example's *training* label (no augmentation);
-  ``w_i = w(p_i)``, the id loss's own emphasis density (its ``weight_scheme``).
+  ``w_i`` the L1 norm of its logit gradient under the id loss (:func:`reid.losses.example_weights_of`:
+  ``w(p_i)`` of the loss's ``weight_scheme``, or the closed form for losses off CCE's direction).
 * ``auc_p`` / ``auc_w``: the probability that a random noisy example has a lower ``p`` (a lower
   ``w``) than a random clean one, ties counted half (Mann-Whitney U / (n_noisy n_clean)).
   0.5 = no separation; 1 = every noisy example below every clean one. ``auc_w`` > 0.5 means the
