@@ -5,6 +5,8 @@ as the baseline, not library code).
   python tools/benchmark.py eval --scale mars        # Q=1980, G=9330, D=2048
   python tools/benchmark.py eval --scale large       # Q=10000, G=100000, D=256
   python tools/benchmark.py eval --scale mars --json
+  python tools/benchmark.py eval --gallery 1000000 --queries 10000   # tiled exact scorer, + FAISS ANN
+                                                                      # (reid/benchmarks/eval_large.py)
 
 Features are identity-clustered (centre + Gaussian noise, 4 tracklets x 2+ cameras per id), like
 a trained model's: the exact-rank kernel's cost depends on how many items outrank a query's
@@ -117,7 +119,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=1, help="best of N for ours and the matmul")
     p.add_argument("--json", action="store_true")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    large = p.add_argument_group("large gallery (reid.eval.large_gallery; --gallery selects it)")
+    large.add_argument("--gallery", type=int, default=None, help="gallery size G (e.g. 1000000)")
+    large.add_argument("--queries", type=int, default=10000, help="queries Q (default 10000)")
+    large.add_argument("--dim", type=int, default=256, help="feature dimension D (default 256)")
+    large.add_argument("--noise", type=float, default=1.5, help="feature noise around identity centres (default 1.5)")
+    large.add_argument("--protocol", default="torchreid", help="evaluation protocol (default torchreid)")
+    large.add_argument("--query-block", type=int, default=None, help="queries per tile (default: the scorer's)")
+    large.add_argument("--gallery-block", type=int, default=None, help="gallery rows per tile (default: the scorer's)")
+    large.add_argument("--current-subset", type=int, default=0,
+                       help="also time today's evaluate() on this many queries, extrapolated (0: skip)")
+    large.add_argument("--ann", choices=["ivf_flat", "hnsw", "none"], default="ivf_flat",
+                       help="FAISS approximate index compared with the exact top-k (default ivf_flat)")
+    large.add_argument("--ann-params", default="", help="index parameters, e.g. nlist=1024,nprobe=32")
+    large.add_argument("--k", type=int, default=100, help="top-k of the ANN comparison (default 100)")
+    large.add_argument("--ann-queries", type=int, default=0, help="ANN comparison on the first N queries (0: all)")
+    large.add_argument("--data-dir", default=None, help="keep the generated features here and reuse them")
+    large.add_argument("--workdir", default=None, help="folder for the temporary feature files")
     args = p.parse_args(argv)
+    if args.gallery:
+        from reid.benchmarks.eval_large import print_result, run
+
+        result = run(args)
+        print(json.dumps(result)) if args.json else print_result(result)
+        return 0
     nq, ng, dim = SCALES[args.scale]
     subset = args.subset or (500 if args.scale == "large" else nq)
     if args.worker:

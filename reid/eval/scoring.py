@@ -179,6 +179,42 @@ def evaluate_scores(
     junk (:mod:`reid.eval.self_index`). The report names the protocol by its name."""
     protocol = resolve_protocol(protocol)
     groups = _QueryGroups(query_pids, query_camids, gallery_pids, gallery_camids, protocol, self_index)
+
+    def chunk_ranks(a: int, b: int, idx: np.ndarray, positive: np.ndarray, junk: np.ndarray):
+        scores = score_fn(a, b)
+        torch = sys.modules.get("torch")  # a score function may return a tensor only once torch is imported
+        scores = scores.numpy() if torch is not None and isinstance(scores, torch.Tensor) else scores
+        if scores.dtype != np.float32:
+            scores = scores.astype(np.float32)
+        return positive_ranks_chunk(scores, idx, positive, junk, groups.global_junk)
+
+    return report_from_ranks(chunk_ranks, groups, num_query, protocol, metric, chunk_size, ranks,
+                             reranked=reranked, progress=progress)
+
+
+# ``ranks_fn(a, b, idx, positive, junk) -> (ranks [c, L], n [c])`` for queries ``a..b``, given
+# ``_QueryGroups.chunk(a, b)``: the ascending 1-based ranks of each query's positives (entries past
+# ``n`` are ignored), as :func:`reid.eval.exact_ranks.positive_ranks_chunk` returns them.
+RanksFn = Callable[[int, int, np.ndarray, np.ndarray, np.ndarray], "tuple[np.ndarray, np.ndarray]"]
+
+
+def report_from_ranks(
+    ranks_fn: RanksFn,
+    groups: _QueryGroups,
+    num_query: int,
+    protocol: Protocol,
+    metric: str,
+    chunk_size: int,
+    ranks: Sequence[int] = DEFAULT_RANKS,
+    reranked: bool = False,
+    progress: bool = False,
+) -> RetrievalReport:
+    """AP / CMC / mINP over query chunks of ``chunk_size`` from each chunk's positive ranks.
+
+    The one aggregation of every exact scorer (:func:`evaluate_scores`, the tiled large-gallery
+    scorer of :mod:`reid.eval.large_gallery`): with the same ranks and the same ``chunk_size``
+    the report is the same to the last bit (a chunk's AP rows are summed over its padded width,
+    so the chunking is part of the float rounding)."""
     ap = np.full(num_query, np.nan)
     first = np.zeros(num_query, np.int64)
     hardest = np.zeros(num_query, np.int64)
@@ -192,12 +228,7 @@ def evaluate_scores(
     for a in starts:
         b = min(a + chunk_size, num_query)
         idx, positive, junk = groups.chunk(a, b)
-        scores = score_fn(a, b)
-        torch = sys.modules.get("torch")  # a score function may return a tensor only once torch is imported
-        scores = scores.numpy() if torch is not None and isinstance(scores, torch.Tensor) else scores
-        if scores.dtype != np.float32:
-            scores = scores.astype(np.float32)
-        r_np, n_np = positive_ranks_chunk(scores, idx, positive, junk, groups.global_junk)
+        r_np, n_np = ranks_fn(a, b, idx, positive, junk)
         ap[a:b] = ap_from_ranks(r_np, n_np, protocol)
         has = n_np > 0
         first[a:b] = np.where(has, r_np[:, 0], 0)
@@ -220,7 +251,7 @@ def evaluate_scores(
         mINP=minp,
         queries=num_query,
         queries_without_match=num_query - evaluated,
-        gallery=len(gallery_pids),
+        gallery=len(groups.gp),
         reranked=reranked,
         average_precision=ap,
         first_hit_rank=first,
@@ -235,4 +266,5 @@ __all__ = [
     "ap_from_ranks",
     "make_score_fn",
     "evaluate_scores",
+    "report_from_ranks",
 ]
