@@ -36,16 +36,13 @@ import numpy as np
 from reid.eval.exact_ranks import _thread_pool
 from reid.eval.features import (
     EvaluationInputError,
-    check_metric,
     euclidean_fit,
     l2_normalize,
-    resolve_protocol,
-    validate_inputs,
 )
 from reid.eval.rank_bands import BandCounter, score_intervals
 from reid.eval.report import RetrievalReport
 from reid.eval.scoring import DEFAULT_RANKS, _QueryGroups, auto_chunk_size, report_from_ranks
-from reid.eval.self_index import resolve_self_index
+from reid.eval.self_index import checked_retrieval_inputs
 from reid.protocols import Protocol
 
 # The tile (query_block x gallery_block float32 scores) is sized to stay in the last-level cache,
@@ -242,15 +239,9 @@ def evaluate_large_gallery(
     Raises:
         EvaluationInputError: as :func:`reid.eval.evaluate`.
     """
-    protocol = resolve_protocol(protocol)
-    check_metric(metric)
-    ranks = tuple(int(k) for k in ranks)
-    if not ranks or min(ranks) < 1:
-        raise EvaluationInputError(f"ranks must be positive integers, got {ranks}")
-    qf, gf, qp, qc, gp, gc = validate_inputs(
-        query_feats, gallery_feats, query_pids, query_camids, gallery_pids, gallery_camids, metric
-    )
-    self_index = resolve_self_index(protocol, query_gallery_index, qf, gf, qp, qc, gp, gc)
+    protocol, ranks, qf, gf, qp, qc, gp, gc, self_index = checked_retrieval_inputs(
+        protocol, metric, ranks, query_feats, gallery_feats, query_pids, query_camids, gallery_pids,
+        gallery_camids, query_gallery_index)
     chunk_size = auto_chunk_size(len(gf)) if chunk_size is None else chunk_size
     query_block = min(len(qf), DEFAULT_QUERY_BLOCK) if query_block is None else query_block
     gallery_block = max(256, TILE_BYTES // (4 * query_block)) if gallery_block is None else gallery_block

@@ -23,13 +23,11 @@ from reid.eval.exact_ranks import positive_ranks_chunk
 from reid.eval.features import (
     METRICS,
     EvaluationInputError,
-    check_metric,
     prepare_features,
-    resolve_protocol,
     validate_inputs,
 )
 from reid.eval.report import RetrievalReport, format_report
-from reid.eval.self_index import query_gallery_index, resolve_self_index
+from reid.eval.self_index import checked_retrieval_inputs, query_gallery_index
 from reid.eval.scoring import (
     DEFAULT_RANKS,
     ap_from_ranks,
@@ -85,15 +83,9 @@ def evaluate(
         EvaluationInputError: inconsistent inputs or an unknown protocol / metric (the message
             names the array or lists the choices).
     """
-    protocol = resolve_protocol(protocol)
-    check_metric(metric)
-    ranks = tuple(int(k) for k in ranks)
-    if not ranks or min(ranks) < 1:
-        raise EvaluationInputError(f"ranks must be positive integers, got {ranks}")
-    qf, gf, qp, qc, gp, gc = validate_inputs(
-        query_feats, gallery_feats, query_pids, query_camids, gallery_pids, gallery_camids, metric
-    )
-    self_index = resolve_self_index(protocol, query_gallery_index, qf, gf, qp, qc, gp, gc)
+    protocol, ranks, qf, gf, qp, qc, gp, gc, self_index = checked_retrieval_inputs(
+        protocol, metric, ranks, query_feats, gallery_feats, query_pids, query_camids, gallery_pids,
+        gallery_camids, query_gallery_index)
     if chunk_size is None:
         chunk_size = auto_chunk_size(len(gf))
     if chunk_size < 1:

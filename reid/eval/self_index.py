@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from reid.eval.features import EvaluationInputError, _to_numpy
+from reid.eval.features import EvaluationInputError, _to_numpy, check_metric, resolve_protocol, validate_inputs
 from reid.protocols import Protocol
 
 
@@ -89,4 +89,22 @@ def resolve_self_index(protocol: Protocol, given, qf, gf, qp, qc, gp, gc) -> np.
     return None
 
 
-__all__ = ["query_gallery_index", "self_index_from_features", "check_query_gallery_index", "resolve_self_index"]
+def checked_retrieval_inputs(protocol, metric: str, ranks, query_feats, gallery_feats, query_pids, query_camids,
+                             gallery_pids, gallery_camids, query_gallery_index):
+    """The argument checks every retrieval scorer runs before any work (``evaluate``,
+    ``evaluate_large_gallery``): the protocol and metric resolved, ``ranks`` as positive ints, the
+    arrays validated (:func:`reid.eval.features.validate_inputs`) and the query's own gallery entry
+    resolved. Returns ``(protocol, ranks, qf, gf, qp, qc, gp, gc, self_index)``."""
+    protocol = resolve_protocol(protocol)
+    check_metric(metric)
+    ranks = tuple(int(k) for k in ranks)
+    if not ranks or min(ranks) < 1:
+        raise EvaluationInputError(f"ranks must be positive integers, got {ranks}")
+    qf, gf, qp, qc, gp, gc = validate_inputs(
+        query_feats, gallery_feats, query_pids, query_camids, gallery_pids, gallery_camids, metric
+    )
+    self_index = resolve_self_index(protocol, query_gallery_index, qf, gf, qp, qc, gp, gc)
+    return protocol, ranks, qf, gf, qp, qc, gp, gc, self_index
+
+
+__all__ = ["checked_retrieval_inputs", "query_gallery_index", "self_index_from_features", "check_query_gallery_index", "resolve_self_index"]
