@@ -22,6 +22,7 @@ from reid.data.frames import FrameReadError
 from reid.data.sampling import ClipSampler, PKSampler
 from reid.data.tracklet import DatasetError, Tracklet
 from reid.data.transforms import build_clip_transform
+from reid.data.uint8_frames import normalize_frames
 
 H, W, T = 32, 16, 4
 
@@ -65,7 +66,7 @@ def test_train_item_contract(tracklets):
     assert len(ds) == len(tracklets)
     item = ds[4]  # a 9-frame tracklet
     assert set(item) == {"frames", "mask", "label", "pid", "camid", "index", "row"}
-    assert item["frames"].shape == (T, 3, H, W) and item["frames"].dtype == torch.float32
+    assert item["frames"].shape == (T, 3, H, W) and item["frames"].dtype == torch.uint8  # normalised on the device
     assert item["mask"].shape == (T,) and item["mask"].dtype == torch.bool
     assert item["label"] == tracklets[4].label and item["pid"] == tracklets[4].pid
     assert item["camid"] == tracklets[4].camid and item["index"] == 4 and item["row"] == tracklets[4].row
@@ -153,7 +154,7 @@ def test_corrupt_skip_substitutes_and_counts_across_workers(with_corrupt):
     assert ds.skipped_frames == 1
     good_neighbour = cv2.cvtColor(cv2.imread(with_corrupt[0].frames[0]), cv2.COLOR_BGR2RGB)
     expected = build_clip_transform(False, height=H, width=W)([good_neighbour])[0]
-    assert torch.allclose(item["frames"][1], expected), "frame 1 should be replaced by its nearest neighbour (0)"
+    assert torch.equal(normalize_frames(item["frames"][1]), expected), "frame 1 should be replaced by its nearest neighbour (0)"
     loader = DataLoader(ds, batch_size=2, num_workers=1, collate_fn=collate_clips)
     batch = next(iter(loader))
     assert batch["frames"].shape == (2, 3, 3, H, W)

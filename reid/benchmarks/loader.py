@@ -3,11 +3,17 @@
 What is compared (same frames, same clips, same augmentation, same machine, same run):
 
 * **raw** (baseline): one process, a plain Python loop that decodes every frame of every clip
-  with :func:`reid.data.frames.read_frame` and applies the clip transform. No sampler, no
-  dataset object, no collate, no worker processes. The clips (which frames, which augmentation
-  seed) are computed before the clock starts.
+  with :func:`reid.data.frames.read_frame` and applies the clip transform the dataset applies
+  (its uint8 variant, :mod:`reid.data.uint8_frames`: augmented pixels, normalised later on the
+  model's device). No sampler, no dataset object, no collate, no worker processes. The clips
+  (which frames, which augmentation seed) are computed before the clock starts.
 * **loader, N workers**: ``DataLoader(TrainClipDataset, batch_sampler=PKSampler, collate_fn=
-  collate_clips, num_workers=N)`` producing exactly the same batches.
+  collate_clips, num_workers=N)`` producing exactly the same batches (uint8, pinned with
+  ``--pin-memory``, the default when CUDA is available, as the trainer does).
+* reference rows, not baselines: ``raw float`` -- the same loop with the float transform
+  (normalised on the CPU: the pipeline before uint8 frames), and ``normalise`` -- the cost of
+  :func:`reid.data.uint8_frames.normalize_frames` on one batch on the CPU (on CUDA it runs on the
+  device, in the training step).
 
 Reported ratios:
 
@@ -51,10 +57,12 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from reid.benchmarks.one_draw import compare_strategies
 from reid.data.datasets import TrainClipDataset, collate_clips, worker_init
 from reid.data.frames import read_frame
 from reid.data.sampling import CLIP_MODES, ClipSampler, PKSampler
 from reid.data.transforms import build_clip_transform
+from reid.data.uint8_frames import normalize_frames
 
 EXAMPLES = """examples:
   python tools/benchmark.py loader                       # synthetic data, workers 0,1,2
@@ -90,6 +98,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--repeats", type=int, default=3,
                     help="interleaved rounds of all settings; the best round of each is kept (default 3)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pin-memory", choices=("auto", "on", "off"), default="auto",
+                    help="DataLoader pin_memory (auto: on when CUDA is available, as the trainer)")
     ap.add_argument("--skip-strategies", action="store_true",
                     help="skip the micro-benchmark of one-draw-per-clip strategies (additional_targets / "
                     "images / ReplayCompose)")
@@ -136,7 +146,7 @@ def _cpu_seconds() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def run_raw(ds: TrainClipDataset, plan, transform) -> dict:
+def run_raw(ds: TrainClipDataset, plan, transform, setting: str = "raw") -> dict:
     """Baseline: read_frame + transform per clip, single process, clips decided up front."""
     jobs = []
     for epoch, batch in plan:
@@ -151,7 +161,7 @@ def run_raw(ds: TrainClipDataset, plan, transform) -> dict:
     frames_done = 0
     cpu0 = _cpu_seconds()
     t0 = time.perf_counter()
-    for paths, rng in tqdm(jobs, desc="raw decode+augment", unit="clip", leave=False):
+    for paths, rng in tqdm(jobs, desc=f"{setting} decode+augment", unit="clip", leave=False):
         cache: dict[str, np.ndarray] = {}
         frames = []
         for p in paths:  # decode a repeated (padding) frame once, as the dataset does
@@ -162,14 +172,15 @@ def run_raw(ds: TrainClipDataset, plan, transform) -> dict:
         frames_done += len(paths)
     dt = time.perf_counter() - t0
     cpu = _cpu_seconds() - cpu0
-    return {"setting": "raw", "workers": 0, "frames": frames_done, "seconds": dt, "fps": frames_done / dt,
+    return {"setting": setting, "workers": 0, "frames": frames_done, "seconds": dt, "fps": frames_done / dt,
             "cpu_ms_per_frame": cpu / frames_done * 1e3}
 
 
-def run_loader(ds: TrainClipDataset, sampler: PKSampler, plan, workers: int) -> dict:
+def run_loader(ds: TrainClipDataset, sampler: PKSampler, plan, workers: int, pin_memory: bool = False) -> dict:
     epochs = sorted({e for e, _ in plan})
     loader = DataLoader(ds, batch_sampler=sampler, collate_fn=collate_clips, num_workers=workers,
-                        worker_init_fn=worker_init if workers else None, persistent_workers=workers > 0)
+                        worker_init_fn=worker_init if workers else None, persistent_workers=workers > 0,
+                        pin_memory=pin_memory)
     warm = max(1, workers)
     frames_total = frames_steady = 0
     cpu0 = _cpu_seconds()
@@ -203,45 +214,24 @@ def run_loader(ds: TrainClipDataset, sampler: PKSampler, plan, workers: int) -> 
         "startup_s": (t_steady or t_start) - t_start,
         "cpu_ms_per_frame": cpu / frames_total * 1e3,
         "fps": frames_steady / steady_s if steady_s > 0 and frames_steady else frames_total / (t_end - t_start),
+        "frames_dtype": str(batch["frames"].dtype).replace("torch.", ""),
     }
 
 
-def compare_strategies(lengths=(4, 8), height=256, width=128, repeats=200, seed=0) -> list[dict]:
-    """ms per clip of three ways to apply one albumentations draw to all T frames, same pipeline:
-    ``additional_targets`` (what :mod:`reid.data.transforms` uses), the 2.x ``images=`` batch
-    target (needs same-size frames: resized first with cv2), and ``ReplayCompose`` replay."""
-    import albumentations as A
-
-    ops_of = build_clip_transform(True, height=height, width=width)._ops
-    rng = np.random.default_rng(seed)
-    out = []
-    for T in lengths:
-        frames = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(T)]
-        extra = {f"image{i}": "image" for i in range(1, T)}
-        c_add = A.Compose(ops_of(), additional_targets=extra, is_check_shapes=False, seed=seed)
-        c_rep = A.ReplayCompose(ops_of())
-        c_img = A.Compose(ops_of()[1:], seed=seed)  # Resize done outside, per frame
-
-        def additional_targets():
-            res = c_add(image=frames[0], **{f"image{i}": frames[i] for i in range(1, T)})
-            return [res["image"]] + [res[f"image{i}"] for i in range(1, T)]
-
-        def images_target():
-            stack = np.stack([f if f.shape[:2] == (height, width) else cv2.resize(f, (width, height)) for f in frames])
-            return c_img(images=stack)["images"]
-
-        def replay():
-            first = c_rep(image=frames[0])
-            return [first["image"]] + [A.ReplayCompose.replay(first["replay"], image=f)["image"] for f in frames[1:]]
-
-        for name, fn in (("additional_targets", additional_targets), ("images", images_target), ("replay", replay)):
-            for _ in range(10):
-                fn()
-            t0 = time.perf_counter()
-            for _ in range(repeats):
-                fn()
-            out.append({"T": T, "strategy": name, "ms_per_clip": (time.perf_counter() - t0) / repeats * 1e3})
-    return out
+def time_normalise(ds: TrainClipDataset, plan, repeats: int = 5) -> dict | None:
+    """ms of :func:`normalize_frames` on one collated batch, on the CPU, one thread (best of
+    ``repeats``); None when the dataset hands over float frames."""
+    if ds.uint8_transform is None:
+        return None
+    ds.set_epoch(plan[0][0])
+    frames = collate_clips(ds.__getitems__(plan[0][1]))["frames"]
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        normalize_frames(frames)
+        best = min(best, time.perf_counter() - t0)
+    n = frames.shape[0] * frames.shape[1]
+    return {"ms_per_batch": best * 1e3, "frames": n, "ms_per_frame": best * 1e3 / n}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -262,17 +252,23 @@ def main(argv: list[str] | None = None) -> int:
         data, root = _load_train(args.root, args.ids, frame_hw, args.seed, tmp)
         labels = [t.label for t in data.train]
         sampler = PKSampler(labels, args.p, args.k, seed=args.seed)
-        transform = build_clip_transform(True, height=height, width=width)
-        ds = TrainClipDataset(data.train, ClipSampler(args.clip_mode, args.length), transform, seed=args.seed)
+        float_transform = build_clip_transform(True, height=height, width=width)
+        ds = TrainClipDataset(data.train, ClipSampler(args.clip_mode, args.length), float_transform, seed=args.seed)
+        transform = ds.uint8_transform or float_transform  # what the dataset applies per clip
+        pin = args.pin_memory == "on" or (args.pin_memory == "auto" and torch.cuda.is_available())
         plan = _plan(sampler, args.batches)
         run_raw(ds, plan[: max(2, len(plan) // 6)], transform)  # warm caches (file system, allocator)
         # Interleave the settings and keep each one's best round: on a shared machine the load
         # changes over time, and the best round is the one least disturbed by other processes.
         best: dict[str, dict] = {}
+        best_ref: dict | None = None
         paired: dict[int, list[float]] = {w: [] for w in worker_counts}
         load_before = os.getloadavg()[0]
         for _ in tqdm(range(args.repeats), desc="rounds", leave=False):
-            rounds = [run_raw(ds, plan, transform)] + [run_loader(ds, sampler, plan, w) for w in worker_counts]
+            rounds = [run_raw(ds, plan, transform)] + [run_loader(ds, sampler, plan, w, pin) for w in worker_counts]
+            reference = run_raw(ds, plan, float_transform, setting="raw float")
+            reference["ratio_to_raw"] = reference["fps"] / rounds[0]["fps"]
+            best_ref = reference if best_ref is None or reference["fps"] > best_ref["fps"] else best_ref
             for w, res in zip(worker_counts, rounds[1:]):
                 paired[w].append(res["fps"] / (rounds[0]["fps"] * max(1, w)))
             for res in rounds:
@@ -309,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
             "loadavg_1m_before": round(load_before, 2),
             "loadavg_1m_5m_after": [round(load1, 2), round(load5, 2)],
             "results": results,
+            "frames_dtype": results[-1].get("frames_dtype", "float32") if len(results) > 1 else None,
+            "pin_memory": pin,
+            "reference": {"raw_float": best_ref, "normalise_cpu": time_normalise(ds, plan)},
             "one_draw_strategies": strategies,
         }
         if args.json:
@@ -344,6 +343,16 @@ def format_table(report: dict) -> str:
                 f"{float(np.median(r['cpu_rounds'])):>11.2f}{r['cpu_ratio']:>11.2f}  "
                 f"{r['ratio_kind']:<24}{r['rounds']}"
             )
+    ref = report.get("reference") or {}
+    if ref.get("raw_float"):
+        rf = ref["raw_float"]
+        lines.append(f"{'raw float':<10}{0:>8}{rf['fps']:>11.1f}{'-':>11}{rf['ratio_to_raw']:>8.2f}"
+                     f"{rf['cpu_ms_per_frame']:>11.2f}{'-':>11}  {'(reference: normalised on the CPU, before uint8 frames)'}")
+    if ref.get("normalise_cpu"):
+        nc = ref["normalise_cpu"]
+        lines.append(f"normalise on the CPU (what the device does in the training step): {nc['ms_per_batch']:.2f} ms "
+                     f"per batch of {nc['frames']} frames ({nc['ms_per_frame']:.3f} ms/frame)")
+    lines.append(f"frames handed over as {report.get('frames_dtype')}, pin_memory={report.get('pin_memory')}")
     if report["one_draw_strategies"]:
         lines += ["", "one draw for all frames of a clip (train pipeline, ms per clip, lower is better):"]
         by_t: dict[int, dict[str, float]] = {}

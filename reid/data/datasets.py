@@ -9,7 +9,17 @@ Assembly (what the engine does)::
                         num_workers=4, worker_init_fn=worker_init, persistent_workers=True)
     for epoch in range(start_epoch, epochs):
         sampler.set_epoch(epoch); train_set.set_epoch(epoch)
-        for batch in loader: ...   # batch["frames"] [B,T,3,H,W], batch["mask"] [B,T], batch["label"] [B]
+        for batch in loader: ...   # batch["frames"] [B,T,3,H,W] uint8, batch["mask"] [B,T], batch["label"] [B]
+
+Frames travel as ``uint8`` pixels (:mod:`reid.data.uint8_frames`): with a
+:class:`~reid.data.transforms.ClipTransform` normalised with the ImageNet mean/std (the default),
+the datasets run its uint8 variant (same pipeline and random draws, no ``Normalize``, erasing
+filled with the uint8 mean pixel) and the video model normalises on its device
+(``VideoReIDModel.encode_frames``). A clip is stored ``[T, H, W, 3]`` and handed over as the view
+``[T, 3, H, W]``. In a batch (``__getitems__``) every clip is written straight into one
+``[B, T, H, W, 3]`` buffer (shared memory inside a worker) and ``collate_clips`` returns that
+buffer as it is: one copy per frame from the augmentation to the main process, none in collate.
+``uint8=False`` (or any other transform) keeps the float path: normalised on the CPU, stacked.
 
 The keys of a collated training batch are the ones the training loop and its hooks read
 (``label``, ``index``, ``row``, ``pid``, ``camid``), so nothing is renamed on the way.
@@ -27,13 +37,13 @@ Corrupt frames met while loading (``corrupt=``, a name in
 DataLoader re-raises it in the main process, where it is the same one-line message);
 ``"skip"`` substitutes the nearest decodable frame of the same tracklet, warns once per file, and
 counts substitutions in ``skipped_frames`` (summed over workers). The dataset loaders can also
-scan frames up front (``reid.data.frames``); this is the last line of defence.
+scan frames up front (``reid.data.frames``); this is the last line of defence (decoding and
+the policy: :mod:`reid.data.frame_loader`).
 """
 
 from __future__ import annotations
 
 import random
-import warnings
 from typing import Any, Callable, Sequence
 
 import cv2
@@ -41,100 +51,32 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
-from reid.data.frames import CORRUPT_POLICIES, FrameReadError, read_frame
+from reid.data.frame_loader import FrameLoader, check_tracklets
+from reid.data.frames import read_frame
 from reid.data.sampling import ClipSampler, TestClipSampler
-from reid.data.tracklet import DatasetError, Tracklet
-
-# per-worker counters of substituted frames; worker w writes slot (w + 1) % _SLOTS, main process 0
-_SLOTS = 64
+from reid.data.tracklet import Tracklet
+from reid.data.uint8_frames import as_chw, new_frame_buffer, uint8_variant
 
 
-def _worker_slot() -> int:
-    info = get_worker_info()
-    return 0 if info is None else (info.id + 1) % _SLOTS
-
-
-def _check_tracklets(tracklets: Sequence[Tracklet], who: str, need_labels: bool) -> list[Tracklet]:
-    tracklets = list(tracklets)
-    if not tracklets:
-        raise DatasetError(f"{who}: no tracklets given")
-    for pos, t in enumerate(tracklets):
-        if len(t.frames) == 0:
-            raise DatasetError(
-                f"{who}: tracklet at position {pos} (row {t.row}, pid {t.pid}, tracklet {t.tracklet_id}) has no frames"
-            )
-        if need_labels and t.label < 0:
-            raise DatasetError(
-                f"{who}: tracklet at position {pos} (row {t.row}, pid {t.pid}) has label {t.label}; "
-                "training tracklets need labels from reid.data.tracklet.assign_train_labels"
-            )
-    return tracklets
-
-
-class _FrameLoader:
-    """Decodes the frames of one tracklet under the corrupt-frame policy."""
-
-    def __init__(self, corrupt: str, reader: Callable[[str], np.ndarray]) -> None:
-        self.policy = CORRUPT_POLICIES.get(corrupt, key="corrupt")
-        self.reader = reader
-        self.skip_counts = torch.zeros(_SLOTS, dtype=torch.int64).share_memory_()
-        self._known_bad: set[str] = set()  # per process: do not retry a file that failed
-
-    def _read(self, t: Tracklet, j: int) -> np.ndarray:
-        path = t.frames[j]
-        if path in self._known_bad:
-            raise FrameReadError(path, "failed earlier in this process")
-        try:
-            return self.reader(path)
-        except FrameReadError as exc:
-            if not self.policy.drop_bad:
-                raise FrameReadError(
-                    path,
-                    f"{exc.reason} (frame {j} of tracklet row {t.row}, pid {t.pid}, cam {t.camid}, "
-                    f"tracklet {t.tracklet_id}; fix or remove the file, or load with corrupt='skip')",
-                ) from None
-            self._known_bad.add(path)
-            warnings.warn(f"corrupt='skip': {exc}; using another frame of tracklet row {t.row}", stacklevel=3)
-            raise
-
-    def frames(self, t: Tracklet, indices: np.ndarray) -> list[np.ndarray]:
-        cache: dict[int, np.ndarray] = {}  # padded clips repeat indices: decode each frame once
-        out = []
-        for j in indices.tolist():
-            if j not in cache:
-                cache[j] = self._frame_or_substitute(t, j)
-            out.append(cache[j])
-        return out
-
-    def _frame_or_substitute(self, t: Tracklet, j: int) -> np.ndarray:
-        try:
-            return self._read(t, j)
-        except FrameReadError:
-            if not self.policy.drop_bad:
-                raise
-        # nearest other frames first (j-1, j+1, j-2, ...): the most similar content
-        n = len(t.frames)
-        for alt in sorted(range(n), key=lambda a: (abs(a - j), a)):
-            if alt == j:
-                continue
-            try:
-                img = self._read(t, alt)
-            except FrameReadError:
-                continue
-            self.skip_counts[_worker_slot()] += 1
-            return img
-        raise FrameReadError(
-            t.frames[j], f"no frame of tracklet row {t.row} (pid {t.pid}, {n} frames) could be decoded"
-        )
+def _uint8_transform(transform: Callable, uint8: bool | None, who: str):
+    """The uint8 variant of ``transform`` (``uint8=None``: when it has one), or None for the float path."""
+    if uint8 is False:
+        return None
+    variant = uint8_variant(transform)
+    if variant is None and uint8:
+        raise ValueError(f"{who}: uint8=True needs a reid.data.transforms.ClipTransform normalised with the "
+                         f"ImageNet mean/std (reid.data.uint8_frames.DEVICE_MEAN/DEVICE_STD), got {transform!r}")
+    return variant
 
 
 class TrainClipDataset(Dataset):
     """Training clips: item ``i`` is a ``T``-frame clip of ``tracklets[i]``, augmented.
 
-    Returns ``{"frames": FloatTensor[T,3,H,W], "mask": BoolTensor[T], "label": int, "pid": int,
+    Returns ``{"frames": [T,3,H,W], "mask": BoolTensor[T], "label": int, "pid": int,
     "camid": int, "index": int, "row": int}``; ``label`` is ``Tracklet.label``, ``index`` the
     position in ``tracklets``, ``row`` is ``Tracklet.row``, ``mask`` marks real (not padded)
-    frames.
+    frames. ``frames`` is uint8 pixels (a view of a ``[T,H,W,3]`` buffer; the model normalises
+    them) when the transform has a uint8 variant, else the transform's normalised float tensor.
 
     Args:
         tracklets: training tracklets with labels (``assign_train_labels``).
@@ -144,6 +86,8 @@ class TrainClipDataset(Dataset):
         seed: base seed of the per-item generators.
         corrupt: a corrupt-frame policy name (module docstring); normally ``data.corrupt``.
         reader: frame decoder, ``path -> HxWx3 uint8 RGB`` (default :func:`reid.data.frames.read_frame`).
+        uint8: uint8 frames (module docstring); None = when the transform has a uint8 variant,
+            False = always the float path, True = uint8 or an error.
     """
 
     def __init__(
@@ -154,12 +98,14 @@ class TrainClipDataset(Dataset):
         seed: int = 0,
         corrupt: str = "error",
         reader: Callable[[str], np.ndarray] = read_frame,
+        uint8: bool | None = None,
     ) -> None:
-        self.tracklets = _check_tracklets(tracklets, "TrainClipDataset", need_labels=True)
+        self.tracklets = check_tracklets(tracklets, "TrainClipDataset", need_labels=True)
         self.clip_sampler = clip_sampler
         self.transform = transform
+        self.uint8_transform = _uint8_transform(transform, uint8, "TrainClipDataset")
         self.seed = int(seed)
-        self._loader = _FrameLoader(corrupt, reader)
+        self._loader = FrameLoader(corrupt, reader)
         # shared memory: persistent DataLoader workers see set_epoch without being restarted
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
 
@@ -186,14 +132,27 @@ class TrainClipDataset(Dataset):
         """The generator of item ``index`` (its ``occurrence``-th copy in a batch) this epoch."""
         return np.random.default_rng([self.seed, self.epoch, int(index), int(occurrence)])
 
-    def _item(self, index: int, occurrence: int) -> dict[str, Any]:
+    def _draw(self, index: int, occurrence: int) -> tuple[int, np.random.Generator, np.ndarray, np.ndarray]:
+        """The clip of item ``index``: its generator, frame indices and mask (the transform then
+        draws its augmentation from the same generator)."""
         if not 0 <= index < len(self.tracklets):
             raise IndexError(f"TrainClipDataset: index {index} out of range [0, {len(self.tracklets)})")
-        t = self.tracklets[index]
         rng = self.item_rng(index, occurrence)
-        idx, mask = self.clip_sampler.sample(len(t.frames), rng)
+        idx, mask = self.clip_sampler.sample(len(self.tracklets[index].frames), rng)
+        return index, rng, idx, mask
+
+    def _item(self, draw: tuple, out: torch.Tensor | None = None) -> dict[str, Any]:
+        index, rng, idx, mask = draw
+        t = self.tracklets[index]
         frames = self._loader.frames(t, idx)
-        clip = self.transform(frames, rng=rng)
+        u8 = self.uint8_transform
+        if u8 is None:
+            clip = self.transform(frames, rng=rng)
+        else:
+            if out is None:
+                out = new_frame_buffer((len(frames), u8.height, u8.width, 3), shared=False)
+            u8.fill(frames, out.numpy(), rng=rng)
+            clip = as_chw(out)
         return {
             "frames": clip,
             "mask": torch.from_numpy(mask),
@@ -205,19 +164,26 @@ class TrainClipDataset(Dataset):
         }
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return self._item(int(index), 0)
+        return self._item(self._draw(int(index), 0))
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
         # DataLoader hands a whole batch here: number repeated indices so that each copy of a
         # repeated tracklet gets its own clip and augmentation.
         seen: dict[int, int] = {}
-        out = []
+        draws = []
         for i in indices:
             i = int(i)
             occ = seen.get(i, 0)
             seen[i] = occ + 1
-            out.append(self._item(i, occ))
-        return out
+            draws.append(self._draw(i, occ))
+        u8 = self.uint8_transform
+        lengths = {len(d[2]) for d in draws}
+        if u8 is None or len(lengths) != 1:
+            return [self._item(d) for d in draws]
+        # uint8: every clip written into its slot of one batch buffer, which collate_clips returns
+        buf = new_frame_buffer((len(draws), lengths.pop(), u8.height, u8.width, 3),
+                               shared=get_worker_info() is not None)
+        return [self._item(d, out=buf[b]) for b, d in enumerate(draws)]
 
 
 class TestTrackletDataset(Dataset):
@@ -226,8 +192,8 @@ class TestTrackletDataset(Dataset):
     ``mode="all"``: every frame (``T_i = len(tracklet)``; the extractor chunks long ones);
     ``mode="evenly"``: ``length`` evenly spaced frames (padded by repetition for short tracklets).
 
-    Returns ``{"frames": FloatTensor[T_i,3,H,W], "mask": BoolTensor[T_i], "index": int, "pid": int,
-    "camid": int}``.
+    Returns ``{"frames": [T_i,3,H,W], "mask": BoolTensor[T_i], "index": int, "pid": int,
+    "camid": int}``; ``frames`` uint8 or float as in :class:`TrainClipDataset` (``uint8=``).
     """
 
     __test__ = False  # not a pytest test class despite the name
@@ -240,11 +206,13 @@ class TestTrackletDataset(Dataset):
         length: int | None = None,
         corrupt: str = "error",
         reader: Callable[[str], np.ndarray] = read_frame,
+        uint8: bool | None = None,
     ) -> None:
-        self.tracklets = _check_tracklets(tracklets, "TestTrackletDataset", need_labels=False)
+        self.tracklets = check_tracklets(tracklets, "TestTrackletDataset", need_labels=False)
         self.transform = transform
+        self.uint8_transform = _uint8_transform(transform, uint8, "TestTrackletDataset")
         self.clip_sampler = TestClipSampler(mode, length)
-        self._loader = _FrameLoader(corrupt, reader)
+        self._loader = FrameLoader(corrupt, reader)
 
     @property
     def skipped_frames(self) -> int:
@@ -259,7 +227,14 @@ class TestTrackletDataset(Dataset):
             raise IndexError(f"TestTrackletDataset: index {index} out of range [0, {len(self.tracklets)})")
         t = self.tracklets[index]
         idx, mask = self.clip_sampler.sample(len(t.frames))
-        clip = self.transform(self._loader.frames(t, idx))
+        frames = self._loader.frames(t, idx)
+        u8 = self.uint8_transform
+        if u8 is None:
+            clip = self.transform(frames)
+        else:
+            out = new_frame_buffer((len(frames), u8.height, u8.width, 3), shared=get_worker_info() is not None)
+            u8.fill(frames, out.numpy())
+            clip = as_chw(out)
         return {
             "frames": clip,
             "mask": torch.from_numpy(mask),
@@ -284,6 +259,27 @@ def _stack_shared(tensors: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack(tensors, 0, out=out)
 
 
+def _slots_as_batch(clips: list[torch.Tensor]) -> torch.Tensor | None:
+    """The ``[B,T,3,H,W]`` view of the buffer when ``clips`` are its ``B`` consecutive slots (uint8
+    ``[T,3,H,W]`` views of ``[T,H,W,3]`` blocks laid end to end in one storage, as
+    ``TrainClipDataset.__getitems__`` writes them); None otherwise. The view then holds exactly
+    the clips' pixels, so no copy is needed."""
+    first = clips[0]
+    if first.dtype != torch.uint8 or first.dim() != 4:
+        return None
+    t, c, h, w = first.shape
+    slot = t * h * w * c
+    if first.stride() != (h * w * c, 1, w * c, c):
+        return None
+    storage, start = first.untyped_storage(), first.storage_offset()
+    for b, clip in enumerate(clips):
+        if (clip.shape != first.shape or clip.stride() != first.stride() or clip.storage_offset() != start + b * slot
+                or clip.untyped_storage().data_ptr() != storage.data_ptr()):
+            return None
+    buf = torch.empty(0, dtype=torch.uint8).set_(storage, start, (len(clips), t, h, w, c))
+    return as_chw(buf)
+
+
 # the per-clip integers of a training batch, each stacked into an int64 [B] tensor
 _CLIP_INT_KEYS = ("label", "index", "row", "pid", "camid")
 
@@ -291,14 +287,17 @@ _CLIP_INT_KEYS = ("label", "index", "row", "pid", "camid")
 def collate_clips(batch: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
     """Stack training items: ``frames [B,T,3,H,W]``, ``mask [B,T]``, and int64 ``[B]``
     ``label`` (training label), ``index`` (position in the dataset's tracklet list), ``row``
-    (``Tracklet.row``), ``pid``, ``camid``. All clips must have the same ``T`` and size."""
+    (``Tracklet.row``), ``pid``, ``camid``. All clips must have the same ``T`` and size. Clips
+    already written into one batch buffer (uint8 ``__getitems__``) are returned as that buffer."""
     if not batch:
         raise ValueError("collate_clips: empty batch")
     shapes = {tuple(item["frames"].shape) for item in batch}
     if len(shapes) != 1:
         raise ValueError(f"collate_clips: clips of different shapes {sorted(shapes)} cannot be stacked")
+    clips = [item["frames"] for item in batch]
+    frames = _slots_as_batch(clips)
     return {
-        "frames": _stack_shared([item["frames"] for item in batch]),
+        "frames": _stack_shared(clips) if frames is None else frames,
         "mask": torch.stack([item["mask"] for item in batch]),
         **{key: torch.tensor([item[key] for item in batch], dtype=torch.int64) for key in _CLIP_INT_KEYS},
     }

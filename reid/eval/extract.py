@@ -3,17 +3,21 @@
 :func:`extract_features` computes the retrieval feature (``bn_feat`` by default) of each tracklet
 from *all* its frames (or ``max_frames`` evenly spaced ones):
 
-1. frames are read and transformed by :class:`reid.data.datasets.TestTrackletDataset`
-   (``DataLoader`` workers overlap decoding with the forward passes);
-2. frames go through ``model.encode_frames`` at most ``chunk`` at a time. Short tracklets are
-   packed together into one backbone batch (many MARS tracklets have < 32 frames, and one forward
-   of 32 frames costs far less than 32 forwards of one); a tracklet longer than ``chunk`` is split
-   over several forwards;
-3. ``model.aggregate`` pools each tracklet's frame features once (packed tracklets are padded
-   into one ``[B, T_max, D]`` batch with a mask; padding never contributes).
+1. the frames of all tracklets form one stream, cut into backbone batches of exactly ``chunk``
+   frames (:class:`reid.data.frame_chunks.FrameChunks`): a batch is filled across tracklets --
+   short tracklets share one, a long one spans several -- so no forward runs half empty. The
+   chunks are decoded by ``DataLoader`` workers (overlapping the forward passes), as uint8 pixels
+   (pinned on CUDA), and normalised on the device by the model's first op
+   (``VideoReIDModel.encode_frames``);
+2. the frame features stay on the device; once the chunk holding a tracklet's last frame has
+   gone through, ``model.aggregate`` pools it -- the tracklets completed by one chunk together,
+   padded into one ``[B, T_max, D]`` batch with a mask (padding never contributes), a tracklet
+   longer than ``chunk`` on its own;
+3. features are written into one device matrix, copied to the host once at the end: the loop
+   never waits for the device.
 
 Because the model is in eval mode (BatchNorm uses running statistics), the result does not
-depend on ``chunk`` or on which tracklets are packed together (tested to 1e-5).
+depend on ``chunk`` or on which tracklets share a batch, to float rounding (tested to 1e-5).
 
 Rebuilding a trained model and its test data from a checkpoint is the engine's job (it knows the
 run's config): :func:`reid.engine.evaluation.features_from_checkpoint`.
@@ -22,7 +26,7 @@ run's config): :func:`reid.engine.evaluation.features_from_checkpoint`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Callable
 
 import numpy as np
@@ -33,62 +37,56 @@ from tqdm.auto import tqdm
 from reid.data.tracklet import Tracklet, VideoReIDData
 
 
-def _items(
-    tracklets: Sequence[Tracklet], transform: Callable, num_workers: int, max_frames: int | None, corrupt: str,
-    pin_memory: bool, reader: Callable[[str], np.ndarray] | None = None,
-) -> Iterator[dict[str, Any]]:
-    """One ``{"frames", "mask", "index", ...}`` item per tracklet, in order."""
-    from reid.data.datasets import TestTrackletDataset
-
-    mode, length = ("evenly", max_frames) if max_frames else ("all", None)
-    extra = {} if reader is None else {"reader": reader}
-    dataset = TestTrackletDataset(tracklets, transform, mode=mode, length=length, corrupt=corrupt, **extra)
-    # batch_size=None: no collation, tracklets have different lengths
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=None, shuffle=False, num_workers=num_workers, pin_memory=pin_memory,
-        persistent_workers=False,
-    )
-    yield from loader
+def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A small host array on ``device`` without waiting for it (pinned, non-blocking on CUDA)."""
+    t = torch.from_numpy(array)
+    if device.type == "cuda":
+        t = t.pin_memory()
+    return t.to(device, non_blocking=True)
 
 
-class _Packer:
-    """Packs short tracklets into shared backbone batches and aggregates them together."""
+class _Pooler:
+    """Frame features of the stream, chunk after chunk; each tracklet is aggregated once complete.
 
-    def __init__(self, model: nn.Module, out: np.ndarray, device: torch.device, chunk: int, bn: bool,
-                 autocast: Callable[[], contextlib.AbstractContextManager]) -> None:
-        self.model, self.out, self.device, self.chunk, self.bn = model, out, device, chunk, bn
-        self.autocast = autocast
-        self.pending: list[tuple[int, torch.Tensor]] = []  # (output row, frames [T, 3, H, W])
-        self.pending_frames = 0
+    ``parts`` hold the features of the stream from position ``base`` on: only what the tracklets
+    not yet aggregated need (earlier chunks are dropped)."""
 
-    def add(self, row: int, frames: torch.Tensor) -> None:
-        if len(frames) > self.chunk:  # long tracklet: alone, several backbone passes
-            self.flush()
-            self._run([(row, frames)])
+    def __init__(self, model: nn.Module, chunks, out: torch.Tensor, bn: bool, bar) -> None:
+        self.model, self.chunks, self.out, self.bn, self.bar = model, chunks, out, bn, bar
+        self.parts: list[torch.Tensor] = []
+        self.base = 0  # stream position of parts[0][0]
+        self.done = 0  # tracklets aggregated so far (a prefix of the stream)
+
+    def add(self, c: int, feats: torch.Tensor) -> None:
+        self.parts.append(feats)
+        upto = self.chunks.completed_by(c)
+        if upto == self.done:
             return
-        if self.pending_frames + len(frames) > self.chunk:
-            self.flush()
-        self.pending.append((row, frames))
-        self.pending_frames += len(frames)
+        flat = torch.cat(self.parts) if len(self.parts) > 1 else self.parts[0]
+        a, lengths, offsets = self.done, self.chunks.lengths, self.chunks.offsets
+        if lengths[a] > self.chunks.chunk:  # only the first can be long (it began in an earlier chunk)
+            s = int(offsets[a]) - self.base
+            self._pool(a, a + 1, flat[s: s + int(lengths[a])][None], None)
+            a += 1
+        if a < upto:
+            lens = lengths[a:upto]
+            t_max = int(lens.max())
+            steps = np.arange(t_max)
+            # padding positions repeat the tracklet's last frame (masked out, never read)
+            idx = (offsets[a:upto] - self.base)[:, None] + np.minimum(steps[None, :], lens[:, None] - 1)
+            device = flat.device
+            self._pool(a, upto, flat[_to_device(idx, device)], _to_device(steps[None, :] < lens[:, None], device))
+        self.done = upto
+        keep = int(offsets[upto]) - self.base  # the first frame still needed, in flat
+        rest = flat[keep:]
+        self.parts = [rest] if len(rest) else []
+        self.base += keep
 
-    def flush(self) -> None:
-        if self.pending:
-            self._run(self.pending)
-        self.pending, self.pending_frames = [], 0
-
-    def _run(self, group: list[tuple[int, torch.Tensor]]) -> None:
-        frames = torch.cat([f for _, f in group]).to(self.device, non_blocking=True)
-        with self.autocast():
-            feats = torch.cat([self.model.encode_frames(part) for part in frames.split(self.chunk)])
-            lengths = [len(f) for _, f in group]
-            per_tracklet = feats.split(lengths)
-            padded = nn.utils.rnn.pad_sequence(list(per_tracklet), batch_first=True)  # [B, T_max, D]
-            mask = torch.arange(padded.shape[1], device=padded.device)[None, :] < torch.tensor(
-                lengths, device=padded.device
-            )[:, None]
-            out = self.model.aggregate(padded, mask)
-        vectors = (out["bn_feat"] if self.bn else out["feat"]).float().cpu().numpy()
-        self.out[[row for row, _ in group]] = vectors
+    def _pool(self, a: int, b: int, frame_feats: torch.Tensor, mask: torch.Tensor | None) -> None:
+        # the mask comes from known lengths >= 1: no emptiness check (it would synchronise the device)
+        res = self.model.aggregate(frame_feats, mask, check_mask=False)
+        self.out[a:b] = res["bn_feat"] if self.bn else res["feat"]
+        self.bar.update(b - a)
 
 
 def extract_features(
@@ -115,8 +113,8 @@ def extract_features(
         tracklets: the tracklets, in output order.
         transform: test clip transform, ``build_clip_transform(train=False, height, width)``.
         device: where the forward passes run.
-        chunk: frames per backbone forward; also the frame budget for packing short tracklets.
-        num_workers: DataLoader worker processes decoding frames.
+        chunk: frames per backbone forward; each forward is filled across tracklets (module docstring).
+        num_workers: DataLoader worker processes decoding frames (each decodes whole chunks).
         progress: tqdm bar over tracklets.
         max_frames: use at most this many evenly spaced frames per tracklet (None = all frames).
         bn: ``bn_feat`` (after BNNeck, the retrieval feature) or, if False, the pre-BN ``feat``.
@@ -137,20 +135,25 @@ def extract_features(
             return torch.autocast("cuda", dtype=torch.bfloat16)
     else:
         autocast = contextlib.nullcontext
+    from reid.data.frame_chunks import FrameChunks
+
+    extra = {} if reader is None else {"reader": reader}
+    chunks = FrameChunks(tracklets, transform, chunk, max_frames=max_frames, corrupt=corrupt, **extra)
+    # batch_size=None: each item is already one backbone batch
+    loader = torch.utils.data.DataLoader(chunks, batch_size=None, shuffle=False, num_workers=num_workers,
+                                         pin_memory=device.type == "cuda", persistent_workers=False)
     was_training = model.training
     model.to(device).eval()
-    packer = _Packer(model, out, device, chunk, bn, autocast)
     bar = tqdm(total=len(tracklets), desc="extract features", unit="tracklet", disable=not progress, leave=False)
     try:
         with torch.inference_mode():
-            items = _items(tracklets, transform, num_workers, max_frames, corrupt, device.type == "cuda", reader)
-            for item in items:
-                frames, mask = item["frames"], item.get("mask")
-                if mask is not None and not bool(mask.all()):
-                    frames = frames[mask]  # evenly-spaced mode pads short tracklets: drop the copies
-                packer.add(int(item["index"]), frames)
-                bar.update(1)
-            packer.flush()
+            feats = torch.zeros((len(tracklets), feat_dim), dtype=torch.float32, device=device)
+            pooler = _Pooler(model, chunks, feats, bn, bar)
+            for item in loader:
+                frames = item["frames"].to(device, non_blocking=True)
+                with autocast():
+                    pooler.add(int(item["chunk"]), model.encode_frames(frames))
+            out[:] = feats.cpu().numpy()
     finally:
         bar.close()
         model.train(was_training)

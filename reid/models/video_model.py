@@ -10,7 +10,8 @@ Data path for a clip batch ``frames [B, T, 3, H, W]`` with ``mask [B, T]``::
 ``feat = f`` feeds metric (ranking) losses, ``bn_feat = f_bn`` is the retrieval feature and
 ``logits = z`` feeds the identity loss. Only valid frames go through the backbone, so padding
 never reaches a BatchNorm statistic either (in training mode the backbone's BN batch statistics
-are computed over the real frames of the batch only).
+are computed over the real frames of the batch only). ``frames`` may be uint8 pixels (what the
+datasets hand over); the first op then normalises them on the model's device (``encode_frames``).
 
 Export path (:meth:`VideoReIDModel.retrieval_features`, wrapped as a module by
 :class:`RetrievalFeatures`): ``frames [B, T, 3, H, W]``, ``mask [B, T]`` -> ``bn_feat [B, D]`` with
@@ -67,10 +68,21 @@ class VideoReIDModel(nn.Module):
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """Frame features ``[N, D]`` for frames ``[N, 3, H, W]`` (global average pooling, then the
         optional projection). If the model was converted with ``.to(memory_format=torch.channels_last)``
-        the frames are converted too (a 5-D clip tensor cannot be channels_last itself)."""
+        the frames are converted too (a 5-D clip tensor cannot be channels_last itself).
+
+        Frames are either the normalised float input or raw ``uint8`` pixels, which are normalised
+        here first, on the model's device (:func:`reid.data.uint8_frames.normalize_frames`:
+        ``(x / 255 - mean) / std``, the test transform bit for bit): the datasets hand over uint8
+        pixels, a quarter of the bytes. Every entry point (``forward``, ``retrieval_features``,
+        extraction) goes through here; a float input (export, the studies) is unchanged."""
         if frames.dim() != 4 or frames.shape[1] != 3:
             raise ValueError(f"encode_frames expects frames [N, 3, H, W], got {tuple(frames.shape)}")
-        if self._prefers_channels_last():
+        channels_last = self._prefers_channels_last()
+        if frames.dtype == torch.uint8:
+            from reid.data.uint8_frames import normalize_frames  # lazy: keeps albumentations out of import reid.models
+
+            frames = normalize_frames(frames, channels_last=channels_last)
+        elif channels_last:
             frames = frames.contiguous(memory_format=torch.channels_last)
         fmap = self.backbone(frames)
         return self.projection(F.adaptive_avg_pool2d(fmap, 1).flatten(1))
@@ -88,17 +100,23 @@ class VideoReIDModel(nn.Module):
         return self.classifier(self._bn_frames(frame_feats))
 
     def aggregate(
-        self, frame_feats: torch.Tensor, mask: torch.Tensor | None = None, labels: torch.Tensor | None = None
+        self, frame_feats: torch.Tensor, mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+        *, check_mask: bool = True,
     ) -> dict[str, torch.Tensor]:
         """Pool frame features ``[B, T, D]`` (``mask [B, T]``, True = real frame) into tracklet
         outputs: ``feat``, ``bn_feat``, ``logits``, ``frame_weights`` and, for aggregators that
         need them, ``frame_logits [B, T, C]`` (zero features at padded positions).
 
         ``labels [B]`` (training labels) are used by ``id_quality`` only; without them it uses the
-        test-time proxy (see :mod:`reid.models.aggregation`)."""
+        test-time proxy (see :mod:`reid.models.aggregation`). ``check_mask=False`` skips the check
+        that every clip has a real frame, which reads the mask on the host (a device
+        synchronisation): for callers that built the mask from known lengths (extraction)."""
         if frame_feats.dim() != 3:
             raise ValueError(f"aggregate expects frame_feats [B, T, D], got {tuple(frame_feats.shape)}")
-        mask = self._check_mask(mask, frame_feats.shape[:2], frame_feats.device)
+        if check_mask or mask is None:
+            mask = self._check_mask(mask, frame_feats.shape[:2], frame_feats.device)
+        else:
+            mask = mask.to(device=frame_feats.device, dtype=torch.bool)
         # padded positions are never read: zero them so even NaN/inf padding cannot leak (0 * nan)
         frame_feats = frame_feats.masked_fill(~mask[..., None], 0.0)
         out: dict[str, torch.Tensor] = {}
