@@ -30,43 +30,55 @@ as ``p_i -> 1``). For ``scheme="cce", normalize="n"`` it is exactly the mean cro
 
 from __future__ import annotations
 
-import math
+import weakref
 from dataclasses import dataclass
 
 import torch
 
 from reid.weighting.example_weights import ExampleWeights, batch_weights, check_normalize, dm_coefficients
-from reid.weighting.log_probs import StableLogProbs, check_logits_labels, compute_dtype, log_probs_kernel
+from reid.weighting.log_probs import (StableLogProbs, check_logits_labels, compute_dtype, constants, gather_targets,
+                                      log_probs_columns, range_checked_by_gather)
 from reid.weighting.schemes import WeightScheme, get_scheme
 
 
 class _LazyOtherLogProbs(StableLogProbs):
-    """:class:`StableLogProbs` whose ``other`` (``r_i``, an [N, C] matrix) and ``has_competitor``
-    are formed only when read: :func:`weighted_cross_entropy` never needs it normalised (it folds ``1 / sum`` into the
-    per-row gradient scale), so building it on every forward would be a wasted pass."""
+    """:class:`StableLogProbs` whose ``other`` (``r_i``, an [N, C] matrix), ``has_competitor``,
+    ``lse`` and detached ``logits`` are formed only when read: :func:`weighted_cross_entropy`
+    never needs ``r_i`` normalised (it folds ``1 / sum`` into the per-row gradient scale), and a
+    training step reads none of them, so building them on every forward would be wasted ops.
+    ``lse`` and ``total`` arrive as ``[N, 1]`` columns (the forward's layout)."""
 
     def __init__(self, log_p, log1m_p, logits, lse, exp_other, total_other):
-        self.log_p, self.log1m_p, self.logits, self.lse = log_p, log1m_p, logits, lse
-        self._exp_other, self._total_other = exp_other, total_other
+        self.log_p, self.log1m_p = log_p, log1m_p
+        self._logits, self._lse, self._exp_other, self._total_other = logits, lse, exp_other, total_other
+
+    @property
+    def logits(self) -> torch.Tensor:  # type: ignore[override]
+        return self._logits.detach()
+
+    @property
+    def lse(self) -> torch.Tensor:  # type: ignore[override]
+        return self._lse.view(-1)
 
     @property
     def other(self) -> torch.Tensor:  # type: ignore[override]
         # total >= 1 on rows with a competitor (their largest term is exp(0)); rows without one are all 0.
-        return self._exp_other / self._total_other.clamp(min=1.0)[:, None]
+        return self._exp_other / self._total_other.clamp(min=1.0)
 
     @property
     def has_competitor(self) -> torch.Tensor:  # type: ignore[override]
-        return self._total_other > 0
+        return self._total_other.view(-1) > 0
 
 
-def _ce_over_one_minus_p(log_p: torch.Tensor, log1m_p: torch.Tensor) -> torch.Tensor:
+def _ce_over_one_minus_p(log_p: torch.Tensor, log1m_p: torch.Tensor, consts) -> torch.Tensor:
     """``-log p / (1 - p)`` without cancellation. With ``x = 1 - p`` taken from the stable
     ``log(1 - p)``: ``-log1p(-x) / x`` for ``x < 1/2`` (``log1p`` keeps the digits that
     ``-log p`` computed as ``z_y - lse`` has lost near ``p = 1``; ``x`` floored at the smallest
-    normal number keeps the limit 1 at ``x = 0``), ``-log p / x`` otherwise (well conditioned)."""
-    tiny = torch.finfo(log1m_p.dtype).tiny
-    neg_x = torch.exp(log1m_p.clamp(min=math.log(tiny))).neg_()
-    numerator = torch.where(neg_x > -0.5, torch.log1p(neg_x), log_p)
+    normal number keeps the limit 1 at ``x = 0``), ``-log p / x`` otherwise (well conditioned).
+    ``consts``: :func:`reid.weighting.log_probs.constants` of the dtype."""
+    _, log_tiny, neg_half, _, _ = consts
+    neg_x = torch.exp(log1m_p.clamp_min(log_tiny)).neg_()
+    numerator = torch.where(neg_x > neg_half, torch.log1p(neg_x), log_p)
     return numerator.div_(neg_x)
 
 
@@ -125,25 +137,35 @@ def _smoothed(log_p, log1m_p, z, lse, exp_other, total_other, normalized, eps: f
     the gradient is ``k_i (1 - p_i) r_i - k_i eps / C + k_i (eps - (1 - p_i)) q_i`` (``r_i`` the
     non-target softmax), which the backward forms from ``exp_other`` in one pass; the value is
     ``k_i CE~_i`` (``k_i`` a constant), ``CE~ = (1 - eps) CE + eps (logsumexp(z) - mean(z))``.
-    Returns ``(values, row_scale, shift, target, coefficients)`` with ``coefficients = k_i``."""
+    Every per-row argument and result is an ``[N, 1]`` column. Returns ``(values, row_scale,
+    shift, target, coefficients)`` with ``coefficients = k_i``."""
     n_classes = z.shape[1]
     one_minus_p = torch.exp(log1m_p)
-    r = exp_other / total_other.clamp(min=1.0)[:, None]
+    r = exp_other / total_other.clamp(min=1.0)
     u = eps / n_classes
     # ||p - q~||_1: off-target |(1 - p_y) r_j - u| (the target column of r is 0, so subtract its u),
     # plus the target's |p_y - 1 + eps - u|.
-    off = (one_minus_p[:, None] * r - u).abs_().sum(dim=1) - u
+    off = (one_minus_p * r - u).abs_().sum(dim=1, keepdim=True) - u
     l1 = off + (eps - u - one_minus_p).abs()
     k = torch.where(l1 > 0, normalized / l1.clamp(min=torch.finfo(l1.dtype).tiny), torch.zeros_like(l1))
     if factor is not None:
         k = k * factor
     k = torch.clamp(k, max=torch.finfo(k.dtype).max)
     ce = -log_p
-    values = k * ((1 - eps) * ce + eps * (lse - z.mean(dim=1)))
+    values = k * ((1 - eps) * ce + eps * (lse - z.mean(dim=1, keepdim=True)))
     row_scale = k * one_minus_p / total_other.clamp(min=1.0)
     shift = k * u
     target = k * (eps - one_minus_p)
     return values, row_scale, shift, target, k
+
+
+_keep_graph = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
+
+
+def _may_overwrite(ctx) -> bool:
+    """True when the backward may reuse the saved ``exp_other`` as its output (see there); False
+    where torch cannot tell whether the graph is kept."""
+    return _keep_graph is not None and not _keep_graph() and ctx.log_probs_ref() is None
 
 
 class _DMCrossEntropy(torch.autograd.Function):
@@ -151,7 +173,7 @@ class _DMCrossEntropy(torch.autograd.Function):
 
     The forward computes everything of :func:`weighted_cross_entropy` (values, weights,
     coefficients; the non-differentiable results go to ``results``, a list the caller passes in)
-    and keeps ``exp_other`` = ``r_i * total_i`` plus three per-row vectors, so the backward forms
+    and keeps ``exp_other`` = ``r_i * total_i`` plus three per-row columns, so the backward forms
     the [N, C] gradient in one pass instead of the forward building it and the backward
     rescaling it::
 
@@ -159,41 +181,60 @@ class _DMCrossEntropy(torch.autograd.Function):
 
     with ``row_scale = f a / (Z total)``, ``shift = f eps c / C`` (smoothing only) and
     ``target = f (eps c - a / Z)``; see :func:`weighted_cross_entropy` for ``a``, ``c``, ``f``.
+
+    Cost model (why the code looks the way it does; issue 14). At the benchmark shape (256 x 625,
+    one CPU thread) the matrix work above is cheaper than ``F.cross_entropy``'s (one ``exp`` pass
+    instead of two), so what is left to win is per call: a fresh ``[N, C]`` buffer costs page
+    faults worth ~0.15 of plain CE's whole step, and each of the ~35 ops on ``[N]`` vectors costs
+    2-8 us of dispatch (more after the matrix passes have flushed the caches), as much as a tenth
+    of a pass over the logits. Hence: the backward writes the gradient over the saved
+    ``exp_other`` when nothing can read it again (:func:`_may_overwrite`) and skips multiplying by
+    a unit ``grad_out``; the forward keeps per-row values as ``[N, 1]`` columns (no reshapes
+    before broadcasting), takes its constants as cached 0-d tensors (a Python number is wrapped
+    into a tensor on every op), saves a view of the labels instead of a copy and lets a CPU
+    ``gather`` check the label range. Every op is the one the formula names, in the same order:
+    values and gradients are bit-identical to the code before issue 14 (the main job's recorded
+    golden, tests/test_losses_golden.py, checks it).
     """
 
     @staticmethod
-    def forward(ctx, logits, labels, scheme, normalize, label_smoothing, example_factor, valid, reduce_sum,
-                results):
+    def forward(ctx, logits, labels, cfg):
         # autocast would run some of the reductions below in low precision: everything here is fp32/fp64.
         if torch.is_autocast_enabled(logits.device.type):
             with torch.autocast(device_type=logits.device.type, enabled=False):
-                return _DMCrossEntropy.forward(ctx, logits, labels, scheme, normalize, label_smoothing,
-                                               example_factor, valid, reduce_sum, results)
-        z = logits.detach()
+                return _DMCrossEntropy.forward(ctx, logits, labels, cfg)
+        scheme, normalize, label_smoothing, example_factor, valid, reduce_sum, results = cfg
+        z = logits  # the forward records no graph; `logits` (detached) is handed out only on read
         if z.dtype != compute_dtype(z):
             z = z.to(compute_dtype(z))
-        # a copy (N int64s): the backward must not see later in-place edits of the caller's labels.
-        idx = labels.unsqueeze(1).clone()
-        z_y, lse_other, exp_other, total_other = log_probs_kernel(z, idx)
-        lse = torch.logaddexp(z_y, lse_other)
-        log_p = z_y - lse
-        log1m_p = lse_other - lse
+        consts = constants(z.dtype, z.device)
+        # a view, saved below: an in-place edit of the caller's labels before backward() raises
+        # torch's "modified by an inplace operation" error (as F.cross_entropy's saved target does).
+        idx = labels.view(-1, 1)
+        z_y = gather_targets(z, idx, labels) if range_checked_by_gather(z) else z.gather(1, idx)
+        z_y, lse_other, lse, exp_other, total_other = log_probs_columns(z, idx, z_y)
+        log_p_col = z_y - lse
+        log1m_p_col = lse_other - lse
+        # the scheme sees [N] vectors (a scheme may reduce over the batch); views, no copies.
+        log_p, log1m_p = log_p_col.view(-1), log1m_p_col.view(-1)
         ew = batch_weights(log_p, log1m_p, scheme, normalize, valid)
         factor = None if example_factor is None else example_factor.detach().to(z.dtype)
+        factor_col = None if factor is None else factor.view(-1, 1)
 
         # a_i / Z = w_i / (2Z) = normalized_i / 2, exact, and 0 for examples excluded by `valid`
         # and for rows without a finite competitor (their direction r - q is undefined): total is
         # >= 1 on rows with a competitor and 0 on the others, so min(total, 1/2) is the factor.
-        a_over_z = ew.normalized * total_other.clamp(max=0.5)
         if label_smoothing > 0:
-            values, row_scale, shift, target, coeff = _smoothed(log_p, log1m_p, z, lse, exp_other, total_other,
-                                                                ew.normalized, label_smoothing, factor)
+            values, row_scale, shift, target, k = _smoothed(log_p_col, log1m_p_col, z, lse, exp_other, total_other,
+                                                            ew.normalized.view(-1, 1), label_smoothing, factor_col)
+            coeff = k.view(-1)
         else:
-            if factor is not None:
-                a_over_z = a_over_z * factor
-            values = a_over_z * _ce_over_one_minus_p(log_p, log1m_p)
+            a_over_z = ew.normalized.view(-1, 1) * total_other.clamp_max(consts[3])  # consts[3] = 1/2
+            if factor_col is not None:
+                a_over_z = a_over_z * factor_col
+            values = a_over_z * _ce_over_one_minus_p(log_p_col, log1m_p_col, consts)
             # exp_other is r_i * total_i; on rows without a competitor it is all 0 (any finite scale).
-            row_scale = a_over_z / total_other.clamp(min=1.0)
+            row_scale = a_over_z / total_other.clamp_min(consts[4])  # 1
 
             # c_i is not needed for the gradient: computed only if the caller reads it.
             def coeff():
@@ -204,20 +245,32 @@ class _DMCrossEntropy(torch.autograd.Function):
         ctx.save_for_backward(exp_other, row_scale, target, idx)
         ctx.shift = shift
         ctx.logits_dtype = logits.dtype
-        results.append((ew, coeff, _LazyOtherLogProbs(log_p, log1m_p, z, lse, exp_other, total_other)))
-        return values.sum() if reduce_sum else values
+        log_probs = _LazyOtherLogProbs(log_p, log1m_p, z, lse, exp_other, total_other)
+        ctx.log_probs_ref = weakref.ref(log_probs)  # the only other holder of exp_other
+        results.append((ew, coeff, log_probs))
+        return values.sum() if reduce_sum else values.view(-1)
 
     @staticmethod
     def backward(ctx, grad_out):
         exp_other, row_scale, target, idx = ctx.saved_tensors
+        shift = ctx.shift
         g = grad_out if grad_out.dtype == exp_other.dtype else grad_out.to(exp_other.dtype)  # scalar or [N]
-        grad = exp_other * (row_scale * g).unsqueeze(1)
-        if ctx.shift is not None:
-            grad.sub_((ctx.shift * g).unsqueeze(1))
-        grad.scatter_add_(1, idx, (target * g).unsqueeze(1))
+        # `loss.backward()` passes a CPU 1.0: multiplying by it changes no bit, so skip those ops.
+        if g.ndim or g.device.type != "cpu" or float(g) != 1.0:
+            g = g.view(-1, 1) if g.ndim else g
+            row_scale, target = row_scale * g, target * g
+            shift = None if shift is None else shift * g
+        # The gradient is written over exp_other when nothing can read it again: the graph is freed
+        # after this call (no retain_graph / create_graph) and the result's log_probs, which reads
+        # it lazily, is gone. A fresh [N, C] buffer is the costliest part of the step on CPU
+        # (page faults: ~0.15 of the whole step at 256 x 625); the values are the same either way.
+        grad = exp_other.mul_(row_scale) if _may_overwrite(ctx) else exp_other * row_scale
+        if shift is not None:
+            grad.sub_(shift)
+        grad.scatter_add_(1, idx, target)
         if grad.dtype != ctx.logits_dtype:
             grad = grad.to(ctx.logits_dtype)
-        return grad, None, None, None, None, None, None, None, None
+        return grad, None, None
 
 
 def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, scheme: WeightScheme | str = "cce",
@@ -251,8 +304,9 @@ def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, scheme: W
     (value and gradient 0, not counted in ``Z``).
 
     Cost: four passes over the ``[N, C]`` logits in the forward (copy, max, exp, sum) and one in
-    the backward, plus a few dozen ops on ``[N]`` vectors; no host sync except the label-range
-    check (and ``valid.sum()`` with ``normalize="n"``).
+    the backward (into the forward's buffer unless the graph or ``log_probs`` is kept), plus ~35
+    ops on ``[N]`` vectors (see :class:`_DMCrossEntropy`); no device sync except the label-range
+    check on CUDA (on CPU ``gather`` checks it) and ``valid.sum()`` with ``normalize="n"``.
     """
     if reduction not in ("sum", "none"):
         raise ValueError(f"reduction={reduction!r}: valid choices are 'sum', 'none'")
@@ -260,10 +314,10 @@ def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, scheme: W
         raise ValueError(f"label_smoothing={label_smoothing} must be in [0, 1)")
     scheme = get_scheme(scheme, **scheme_params)
     check_normalize(normalize)
-    check_logits_labels(logits, labels)
+    check_logits_labels(logits, labels, check_range=not range_checked_by_gather(logits))
     results: list = []
-    loss = _DMCrossEntropy.apply(logits, labels, scheme, normalize, float(label_smoothing), example_factor, valid,
-                                 reduction == "sum", results)
+    loss = _DMCrossEntropy.apply(logits, labels, (scheme, normalize, float(label_smoothing), example_factor, valid,
+                                                  reduction == "sum", results))
     ew, coeff, log_probs = results[0]
     return _LazyWeightedCE(loss, ew, coeff, log_probs)
 
