@@ -17,6 +17,12 @@ measure of cost than wall time.
 
     python tools/benchmark.py train                       # default config, resnet18 and resnet50
     python tools/benchmark.py train --steps 8 --backbones resnet18 data.num_workers=2
+    python tools/benchmark.py train --profile --recipe matched --backbones resnet18   # phase shares
+
+``--profile`` times the phases of the production step instead (data, input, backbone, head,
+losses, backward, optimiser, the rest: :mod:`reid.benchmarks.train_profile`). ``--recipe``:
+``default`` (the main job's config) or ``matched`` (:data:`RECIPES`: the recipe the torchreid
+comparison trains in both libraries, :mod:`reid.benchmarks.torchreid_compare`).
 """
 
 from __future__ import annotations
@@ -34,6 +40,15 @@ import torch
 from reid.configs import config_path  # the shipped configs, checkout or installed
 
 
+# config overrides per recipe; ``matched``: torchreid's ResNet-18 video-triplet recipe expressed in
+# our config (last stride 2, no BNNeck, linear classifier, plain CE + batch-hard triplet 0.3, Adam)
+RECIPES: dict[str, list[str]] = {
+    "default": [],
+    "matched": ["model.last_stride=2", "model.bnneck=false", "model.classifier=linear", "loss.id.scheme=cce",
+                "loss.metric.name=triplet", "optim.name=adam", "optim.lr=0.001"],
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tools/benchmark.py train",
@@ -46,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--backbones", default="resnet18,resnet50", help="comma-separated backbones")
     parser.add_argument("--steps", type=int, default=6, help="timed steps per mode (after warm-up)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="default",
+                        help="default config, or the recipe matched to torchreid's (overrides come first)")
+    parser.add_argument("--profile", action="store_true", help="phase shares of the production step instead")
+    parser.add_argument("--ops", type=int, default=0, help="with --profile: torch.profiler's top-N operators")
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     return parser
@@ -101,6 +120,15 @@ def _time_backbone(cfg, steps: int, warmup: int) -> dict:
     }
 
 
+def _profile(cfg, args) -> dict:
+    from reid.benchmarks.train_profile import profile_trainer
+    from reid.engine.trainer import Trainer
+
+    trainer = Trainer(cfg)
+    trainer.setup()
+    return {"backbone": cfg.model.backbone, **profile_trainer(trainer, args.steps, args.warmup, args.ops)}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from reid.engine.config import load_config
@@ -109,11 +137,22 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="reid-bench-train-") as tmp:
         for backbone in [b.strip() for b in args.backbones.split(",") if b.strip()]:
             cfg = load_config(args.config, [
-                *args.overrides, f"model.backbone={backbone}", "model.pretrained=null",
+                *RECIPES[args.recipe], *args.overrides, f"model.backbone={backbone}", "model.pretrained=null",
                 f"output_dir={tmp}/{backbone}", "train.progress=false", "train.device=cpu",
             ])
-            results.append(_time_backbone(cfg, args.steps, args.warmup))
+            results.append(_profile(cfg, args) if args.profile else _time_backbone(cfg, args.steps, args.warmup))
     threads = torch.get_num_threads()
+    if args.profile:
+        from reid.benchmarks.train_profile import format_profile
+
+        print(f"training step phases, recipe {args.recipe}, config {args.config.name} {' '.join(args.overrides)}, "
+              f"CPU, torch threads {threads}")
+        for r in results:
+            print(format_profile(r["backbone"], r))
+        if args.json:
+            print(json.dumps({"threads": threads, "results": [{k: v for k, v in r.items() if k != "ops_table"}
+                                                               for r in results]}, indent=2))
+        return 0
     print(f"training step, config {args.config.name} {' '.join(args.overrides)}, CPU, torch threads {threads}, "
           f"median of {args.steps} steps")
     header = (f"{'backbone':<10}{'clips/step':>11}{'pipeline s':>12}{'preloaded s':>13}{'ratio':>8}{'clips/s':>9}"

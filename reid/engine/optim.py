@@ -22,19 +22,32 @@ OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer
 SCHEDULES: Registry[Callable[..., float]] = Registry("learning-rate schedule")
 
 
+def impl_kwargs(cfg: OptimConfig) -> dict:
+    """torch.optim's keyword arguments for ``optim.impl``.
+
+    ``auto``: none (torch picks: the per-tensor loop on CPU, ``foreach`` on CUDA; what every run
+    before this key did). ``loop`` / ``foreach``: forced; on CPU ``foreach`` gives the loop's
+    parameters bit for bit and is not faster (torch's CPU foreach kernels loop over the tensors).
+    ``fused``: one kernel per parameter doing the whole update; measured on 2 CPU cores
+    (ResNet-18, 11.2 M parameters) Adam's step took ~1/3 of the loop's time, but it rounds
+    differently (parameters differ by ~1e-5 after 5 steps), so it is opt-in."""
+    impl = getattr(cfg, "impl", "auto")  # configs of other callers may predate the key
+    return {"auto": {}, "loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}[impl]
+
+
 @OPTIMIZERS.register("adam")
 def _adam(groups, cfg: OptimConfig) -> torch.optim.Optimizer:
-    return torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas)
+    return torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas, **impl_kwargs(cfg))
 
 
 @OPTIMIZERS.register("adamw")
 def _adamw(groups, cfg: OptimConfig) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, **impl_kwargs(cfg))
 
 
 @OPTIMIZERS.register("sgd")
 def _sgd(groups, cfg: OptimConfig) -> torch.optim.Optimizer:
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, **impl_kwargs(cfg))
 
 
 def build_optimizer(cfg: OptimConfig, params) -> torch.optim.Optimizer:
@@ -94,4 +107,4 @@ def build_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "build_optimizer", "lr_factor", "build_scheduler"]
+__all__ = ["OPTIMIZERS", "SCHEDULES", "build_optimizer", "impl_kwargs", "lr_factor", "build_scheduler"]

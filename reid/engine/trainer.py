@@ -146,6 +146,10 @@ class Trainer(TrainLoop):
         if cfg.train.deterministic:
             # warn_only: a few CUDA kernels have no deterministic version; they log instead of failing
             torch.use_deterministic_algorithms(True, warn_only=True)
+            # torch then also fills every new tensor with NaN (so reads of uninitialised memory show):
+            # a debug aid that changes no result of a correct kernel and cost ~11 % of a CPU step
+            # (aten::fill_ over every activation and gradient buffer; docs/benchmarks.md, issue 14)
+            torch.utils.deterministic.fill_uninitialized_memory = cfg.train.fill_uninitialized_memory
             if self.device.type == "cuda":
                 torch.backends.cudnn.benchmark = False
                 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -165,6 +169,10 @@ class Trainer(TrainLoop):
         self.model = builders.build_model(cfg, self.num_classes).to(self.device)
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        if cfg.train.compile:
+            # in place (nn.Module.compile): parameter names, hence checkpoints, stay those of the plain model;
+            # only the backbone, the part with static shapes (the clip model indexes frames by the mask)
+            self.model.backbone.compile()
         self.id_loss = builders.build_id_loss(cfg.loss.id, self.num_classes)
         self.metric_loss = builders.build_metric_loss(cfg.loss.metric)
         self.optimizer = builders.build_optimizer(cfg.optim, self.model.parameters())
