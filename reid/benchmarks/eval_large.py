@@ -9,7 +9,7 @@ files (written once, blockwise, by the parent: identity-clustered like ``eval --
 * ``gemm``: the bare tiled product ``Q x D`` by ``D x G``, chunked exactly as ours (gallery
   blocks outside, query blocks inside, one reused tile buffer), with the same per-block L2
   normalisation inside the timer (as the ``--scale`` cases do); the seconds spent in
-  ``torch.mm`` alone are reported too;
+  the GEMM alone (``np.matmul``, evaluate's library) are reported too;
 * ``large``: :func:`reid.eval.large_gallery.evaluate_large_gallery`, everything included
   (validation, normalisation, exact ranks, mAP / CMC / mINP);
 * ``current`` (``--current-subset N``): today's :func:`reid.eval.evaluate` on the first ``N``
@@ -20,8 +20,8 @@ files (written once, blockwise, by the parent: identity-clustered like ``eval --
   approximate lists and of the exact lists (truncation alone, :mod:`reid.eval.ann`) against the
   exact full-list metrics of ``large``; index type and parameters in the output.
 
-Peak memory: ``VmHWM`` of the worker (``/proc/self/status``; whole process: features, torch
-runtime, work), divided by the bytes of the feature arrays (``Q x D + G x D`` float32).
+Peak memory: ``VmHWM`` of the worker (``/proc/self/status``; whole process: features, libraries
+and work), divided by the bytes of the feature arrays (``Q x D + G x D`` float32).
 """
 
 from __future__ import annotations
@@ -91,9 +91,8 @@ def _status_kib(field: str) -> int:
 
 
 def _worker(kind: str, folder: Path, opts: dict) -> dict:
-    import torch
-
-    torch.set_num_threads(opts["threads"])
+    # no torch here: the exact path never imports it; the GEMM's threads come from the
+    # OPENBLAS_NUM_THREADS / OMP_NUM_THREADS that _measure sets for this process
     qf, gf = np.load(folder / "query.npy"), np.load(folder / "gallery.npy")
     ids = np.load(folder / "ids.npz")
     qp, qc, gp, gc = ids["qp"], ids["qc"], ids["gp"], ids["gc"]
@@ -102,7 +101,8 @@ def _worker(kind: str, folder: Path, opts: dict) -> dict:
 
     qb = opts["query_block"] or min(len(qf), DEFAULT_QUERY_BLOCK)
     gb = opts["gallery_block"] or max(256, TILE_BYTES // (4 * qb))
-    torch.mm(torch.ones(64, qf.shape[1]), torch.ones(qf.shape[1], 64))  # thread start-up, outside timers
+    d = qf.shape[1]
+    np.matmul(np.ones((64, d), np.float32), np.ones((d, 64), np.float32))  # thread start-up, outside timers
     rss_loaded = _status_kib("VmRSS")
     out: dict = {"kind": kind, "query_block": qb, "gallery_block": gb}
     t0, cpu0 = time.perf_counter(), time.process_time()
@@ -114,15 +114,15 @@ def _worker(kind: str, folder: Path, opts: dict) -> dict:
             ap = rep.average_precision[: opts["ann_queries"]]
             out["mAP_first"] = {str(len(ap)): float(np.nanmean(ap))}
     elif kind == "gemm":
-        q, mm_s = torch.from_numpy(l2_normalize(qf, "q")), 0.0
-        buf = torch.empty(qb * gb)
+        q, mm_s = l2_normalize(qf, "q"), 0.0
+        buf = np.empty(qb * gb, np.float32)
         for g0 in range(0, len(gf), gb):
-            g = torch.from_numpy(l2_normalize(gf[g0:g0 + gb], "g")).t()
+            g = l2_normalize(gf[g0:g0 + gb], "g").T
             w = g.shape[1]
             t1 = time.perf_counter()
             for a in range(0, len(qf), qb):
                 c = min(qb, len(qf) - a)
-                torch.mm(q[a:a + c], g, out=buf[: c * w].view(c, w))
+                np.matmul(q[a:a + c], g, out=buf[: c * w].reshape(c, w))
             mm_s += time.perf_counter() - t1
         out["mm_only_s"] = mm_s
     elif kind == "current":
@@ -157,7 +157,9 @@ def _worker(kind: str, folder: Path, opts: dict) -> dict:
 
 def _measure(kind: str, folder: Path, opts: dict) -> dict:
     cmd = [sys.executable, "-m", "reid.benchmarks.eval_large", kind, str(folder), json.dumps(opts)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    threads = str(opts["threads"])
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode:
         raise RuntimeError(f"benchmark worker {kind} failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -205,15 +207,15 @@ def run(args) -> dict:
 
 def print_result(r: dict) -> None:
     g, lg = r["gemm"], r["large"]
-    print(f"eval benchmark, large gallery: Q={r['Q']} G={r['G']} D={r['D']}, torch threads={r['threads']}, "
+    print(f"eval benchmark, large gallery: Q={r['Q']} G={r['G']} D={r['D']}, threads={r['threads']}, "
           f"protocol={r['protocol']}, tile {lg['query_block']} x {lg['gallery_block']}, "
           f"load {r['loadavg_before'][0]:.2f} -> {r['loadavg_after'][0]:.2f}")
-    print(f"  bare tiled GEMM (+ block normalisation)  {g['seconds']:8.2f} s   (torch.mm alone {g['mm_only_s']:.2f} s)"
+    print(f"  bare tiled GEMM (+ block normalisation)  {g['seconds']:8.2f} s   (GEMM alone {g['mm_only_s']:.2f} s)"
           f"   peak RSS {g['peak_rss_gb']:.2f} GB = {g['peak_over_features']:.2f} x features")
     print(f"  exact evaluation (evaluate_large_gallery) {lg['seconds']:8.2f} s   peak RSS {lg['peak_rss_gb']:.2f} GB"
           f" = {lg['peak_over_features']:.2f} x features ({lg['feature_gb']:.2f} GB; {lg['rss_loaded_gb']:.2f} GB"
           " after loading)")
-    print(f"  ratio exact / GEMM: {r['ratio']:.3f}   (/ torch.mm alone: {r['ratio_vs_mm_only']:.3f}; CPU seconds "
+    print(f"  ratio exact / GEMM: {r['ratio']:.3f}   (/ GEMM alone: {r['ratio_vs_mm_only']:.3f}; CPU seconds "
           f"{lg['cpu_seconds']:.1f} / {g['cpu_seconds']:.1f} = {r['cpu_ratio']:.3f})   "
           f"mAP {lg['mAP']:.4f} rank-1 {lg['rank1']:.4f} mINP {lg['mINP']:.4f}")
     if "current" in r:

@@ -4,9 +4,11 @@ each a ratio against a baseline measured in the same run.
   loader   data loader vs raw decode + augment
   losses   weighted CE vs F.cross_entropy; our RLL vs PML's
   eval     evaluator vs bare matrix product and a torchreid-style baseline
+  extract  feature extraction vs a model-only forward over the same frames
   train    training step with the real pipeline vs pre-loaded tensors
   startup  tools/eval.py --features start-up vs interpreter / numpy / torch import
   gpu      every GPU measurement in one run (a dry run at tiny sizes on CPU)
+  torchreid_compare  training clips/s vs torchreid 0.2.5, same recipe and data (skipped without torchreid)
 
 Each prints a table and, with --json, a JSON object. Extra arguments go to the area's benchmark
 (see ``AREA --help``). Results are recorded in docs/benchmarks.md.
@@ -20,7 +22,7 @@ import sys
 
 from reid.cli.common import debug_requested, fail, guarded
 
-AREAS = ("loader", "losses", "eval", "train", "startup", "gpu")
+AREAS = ("loader", "losses", "eval", "extract", "train", "startup", "gpu", "torchreid_compare")
 
 
 def usage(prog: str) -> str:

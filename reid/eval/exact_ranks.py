@@ -4,7 +4,7 @@ items, from a chunk of scores, without sorting any row.
 Only each positive's rank among the non-junk items matters for mAP / CMC / mINP. Per chunk of
 queries: the (few, per-query listed) junk entries are set to -inf; only items scoring at least the
 hardest positive's score can outrank a positive, so those are extracted (one compare pass in
-cache-sized row blocks, flat ``nonzero``, rows split over the torch thread count) and bucketed
+cache-sized row blocks, flat ``nonzero``, rows split over the intra-op thread count) and bucketed
 against the positives' scores with one 1-D ``searchsorted`` over integer keys (row,
 order-preserving float bits); a histogram and a suffix sum give, for every positive, the number of
 non-junk items scoring strictly higher. **Tie-break**: an item with exactly a positive's score
@@ -18,6 +18,8 @@ This module knows nothing of protocols or metrics: it takes scores and masks.
 from __future__ import annotations
 
 import math
+import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -44,7 +46,7 @@ def _items_at_or_above(scores: np.ndarray, threshold: np.ndarray) -> tuple[np.nd
     One compare pass over the chunk, done in row blocks whose mask stays in cache, then a *flat*
     ``np.flatnonzero`` per block (its 1-D scan is ~10x faster than the 2-D ``np.nonzero``, which
     walks multi-indices element by element). Rows with ``threshold = inf`` yield nothing. The rows
-    are split into contiguous ranges over ``torch.get_num_threads()`` Python threads (numpy
+    are split into contiguous ranges over :func:`eval_threads` Python threads (numpy
     releases the GIL in both calls), so the pass uses the same cores as the GEMM before it.
     """
     c, num_gallery = scores.shape
@@ -62,9 +64,7 @@ def _items_at_or_above(scores: np.ndarray, threshold: np.ndarray) -> tuple[np.nd
                 found.append(flat + a * num_gallery)
         return found
 
-    import torch  # already imported by the GEMM that produced ``scores``; lazy for import cost
-
-    workers = min(torch.get_num_threads(), math.ceil(c / block))
+    workers = min(eval_threads(), math.ceil(c / block))
     if workers > 1:
         cuts = [round(i * c / workers) for i in range(workers + 1)]
         parts = _thread_pool(workers).map(extract, cuts[:-1], cuts[1:])
@@ -76,6 +76,19 @@ def _items_at_or_above(scores: np.ndarray, threshold: np.ndarray) -> tuple[np.nd
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def eval_threads() -> int:
+    """Threads for the rank passes: torch's intra-op count when torch is loaded (a study or the
+    trainer may have lowered it with ``torch.set_num_threads``), else the CPUs this process may
+    run on. Only the split of rows over threads depends on it, never a result."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return torch.get_num_threads()
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _thread_pool(workers: int) -> ThreadPoolExecutor:

@@ -6,7 +6,7 @@ at G = 1,000,000 that copy alone is as large as the features, and its automatic 
 makes the product memory-bound. Here the gallery is walked once, in blocks of ``gallery_block``
 rows, each prepared (L2-normalised, or rescaled with its Euclidean offsets) exactly as
 :func:`reid.eval.features.prepare_features` would prepare it, row for row, and scored against
-every chunk of ``query_block`` queries by one ``torch.mm`` into a cache-sized tile. Per tile:
+every chunk of ``query_block`` queries by one GEMM (``np.matmul``, the same as :func:`reid.eval.evaluate`'s) into a cache-sized tile. Per tile:
 junk entries -> -inf, one row-max pass, and only the rows whose max reaches the query's lowest
 *band* (see :mod:`reid.eval.rank_bands`) are compared and their few items bucketed. Positive
 scores are bracketed before the sweep by a rigorous float32 error bound, so each positive's exact
@@ -33,7 +33,7 @@ from typing import Sequence
 
 import numpy as np
 
-from reid.eval.exact_ranks import _thread_pool
+from reid.eval.exact_ranks import _thread_pool, eval_threads
 from reid.eval.features import (
     EvaluationInputError,
     euclidean_fit,
@@ -137,11 +137,8 @@ def _row_max(tile: np.ndarray, workers: int) -> np.ndarray:
 def _sweep(query: np.ndarray, gallery: PreparedGallery, groups: _QueryGroups, query_block: int,
            gallery_block: int, widen: float, progress: bool) -> tuple[np.ndarray, np.ndarray]:
     """``(ranks, found)`` of every positive, queries ascending, gallery index ascending within."""
-    import torch  # the GEMM; imported here so that importing reid.eval does not pay for it
-
     plans = [p for p in _chunk_plans(query, gallery, groups, query_block, widen) if p[5]]
-    q_t = torch.from_numpy(query)
-    buf = torch.empty(query_block * gallery_block, dtype=torch.float32)
+    buf = np.empty(query_block * gallery_block, dtype=np.float32)
     global_junk = groups.global_junk
     num_gallery = len(groups.gp)
     blocks = range(0, num_gallery, gallery_block)
@@ -150,23 +147,21 @@ def _sweep(query: np.ndarray, gallery: PreparedGallery, groups: _QueryGroups, qu
 
         blocks = tqdm(blocks, desc="evaluate (large gallery)", unit="block", total=math.ceil(num_gallery / gallery_block))
     neg_inf = float("-inf")
-    workers = torch.get_num_threads()
+    workers = eval_threads()
     for g0 in blocks if plans else ():
         g1 = min(g0 + gallery_block, num_gallery)
         width = g1 - g0
         g_rows, off = gallery.rows(slice(g0, g1))
-        g_t = torch.from_numpy(g_rows).t()
-        off_t = None if off is None else torch.from_numpy(off)
+        g_t = g_rows.T
         gj = global_junk[np.searchsorted(global_junk, g0):np.searchsorted(global_junk, g1)] - g0
-        gj_t = torch.from_numpy(gj) if len(gj) else None
         for a, b, counter, jr, jg, _ in plans:
             c = b - a
-            s = torch.mm(q_t[a:b], g_t, out=buf[: c * width].view(c, width))
-            if off_t is not None:
-                s.add_(off_t)
-            if gj_t is not None:
-                s.index_fill_(1, gj_t, neg_inf)
-            s_np = s.numpy()
+            # the same GEMM as evaluate's (reid.eval.scoring.make_score_fn): same scores, same report
+            s_np = np.matmul(query[a:b], g_t, out=buf[: c * width].reshape(c, width))
+            if off is not None:
+                s_np += off
+            if len(gj):
+                s_np[:, gj] = neg_inf
             lo_j, hi_j = np.searchsorted(jg, g0), np.searchsorted(jg, g1)
             if hi_j > lo_j:
                 s_np[jr[lo_j:hi_j], jg[lo_j:hi_j] - g0] = -np.inf

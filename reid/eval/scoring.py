@@ -136,24 +136,24 @@ ScoreFn = Callable[[int, int], "torch.Tensor | np.ndarray"]
 
 
 def make_score_fn(qf: np.ndarray, gf: np.ndarray, offset: np.ndarray | None) -> ScoreFn:
-    """``score(a, b) -> [b - a, G]``: ``q.g (+ offset)`` for queries ``a..b`` (one GEMM)."""
-    import torch  # the GEMM; imported here so that importing reid.eval does not pay for it
+    """``score(a, b) -> [b - a, G]``: ``q.g (+ offset)`` for queries ``a..b`` (one GEMM).
 
-    q = torch.from_numpy(qf)
-    g_t = torch.from_numpy(gf).t()
-    off = None if offset is None else torch.from_numpy(offset)
+    The GEMM is numpy's (its BLAS), not torch's: a ``--features`` evaluation then never imports
+    torch, whose import alone is ~10x the rest of a small run (docs/benchmarks.md, CLI start-up),
+    and every caller (training, ``tools/eval.py``, studies) scores with the same library, so the
+    same features always give the same report bit for bit."""
+    g_t = gf.T
+    out: list[np.ndarray] = []
 
-    out: list[torch.Tensor] = []
-
-    def score(a: int, b: int) -> torch.Tensor:
+    def score(a: int, b: int) -> np.ndarray:
         # One output buffer reused by every chunk: a fresh [chunk, G] allocation per chunk costs
         # page faults (the kernel zero-fills each new page) comparable to a third of the GEMM.
         # The returned view is only valid until the next call, which is how evaluate_scores uses it.
         if not out or out[0].shape[0] < b - a:
-            out[:] = [torch.empty(b - a, g_t.shape[1], dtype=torch.float32)]
-        s = torch.mm(q[a:b], g_t, out=out[0][: b - a])
-        if off is not None:
-            s.add_(off)
+            out[:] = [np.empty((b - a, g_t.shape[1]), dtype=np.float32)]
+        s = np.matmul(qf[a:b], g_t, out=out[0][: b - a])
+        if offset is not None:
+            s += offset
         return s
 
     return score
