@@ -157,6 +157,17 @@ def make_stats(p, w, **extra: float | torch.Tensor) -> LossStats:
     return stats
 
 
+def weighted_ce_stats(weights, coefficients, loss: torch.Tensor) -> LossStats:
+    """:func:`make_stats` for the weighted cross entropy, built without its generic wrappers (it
+    runs every step): ``p``, ``w`` and ``coefficients`` computed on first read from ``weights``
+    (an :class:`reid.weighting.ExampleWeights`, detached) and ``coefficients`` (a zero-argument
+    function), ``normalized_w`` stored, the summaries with ``loss`` as :func:`make_stats`' would be."""
+    stats = LossStats(summarize=lambda s: _summaries(s, {"loss": loss}))
+    stats._lazy.update(p=lambda: weights.p, w=lambda: weights.w, coefficients=coefficients)
+    dict.__setitem__(stats, "normalized_w", weights.normalized)
+    return stats
+
+
 def pair_masks(indices_tuple, labels: torch.Tensor, ref_labels: torch.Tensor, same_ref: bool):
     """Boolean ``[N, M]`` masks of the (anchor, positive) and (anchor, negative) pairs to use.
 
