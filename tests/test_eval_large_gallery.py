@@ -182,3 +182,31 @@ def test_ann_indexes_and_recall():
     assert info["index"] == "hnsw" and info["efSearch"] == 64 and recall_at_k(hnsw, exact) > 0
     with pytest.raises(EvaluationInputError, match="nprobe"):
         ann_search(q, g, 10, index="hnsw", nprobe=3)
+
+
+def test_evaluate_hands_over_to_the_large_scorer_from_the_threshold(monkeypatch):
+    import reid.eval.metrics as metrics
+
+    rng = np.random.default_rng(11)
+    data = split(rng, "official", ties=True)
+    classic = evaluate(*data, protocol="official", large_gallery=False)
+    calls = []
+    real = lg.evaluate_large_gallery
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lg, "evaluate_large_gallery", spy)
+    monkeypatch.setattr(metrics, "LARGE_GALLERY_MIN_ITEMS", len(data[1]) + 1)
+    assert_same_report(evaluate(*data, protocol="official"), classic)
+    assert not calls, "below the threshold evaluate keeps its own path"
+    monkeypatch.setattr(metrics, "LARGE_GALLERY_MIN_ITEMS", len(data[1]))
+    assert_same_report(evaluate(*data, protocol="official"), classic)
+    assert len(calls) == 1, "from the threshold on evaluate hands over"
+    assert_same_report(evaluate(*data, protocol="official", large_gallery=True, chunk_size=7), classic)
+    # re-ranking needs the whole matrix: never handed over, and refused when forced
+    evaluate(*data, protocol="official", rerank=True)
+    assert len(calls) == 2
+    with pytest.raises(EvaluationInputError, match="large_gallery=True cannot re-rank"):
+        evaluate(*data, protocol="official", rerank=True, large_gallery=True)

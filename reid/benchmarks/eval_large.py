@@ -129,7 +129,8 @@ def _worker(kind: str, folder: Path, opts: dict) -> dict:
         from reid.eval import evaluate
 
         n = min(opts["current_subset"], len(qf))
-        rep = evaluate(qf[:n], gf, qp[:n], qc[:n], gp, gc, protocol=opts["protocol"], metric="cosine")
+        rep = evaluate(qf[:n], gf, qp[:n], qc[:n], gp, gc, protocol=opts["protocol"], metric="cosine",
+                       large_gallery=False)  # the classic path, not its hand-over to ours
         out.update(queries_run=n, mAP_subset=rep.mAP)
     else:  # ann
         from reid.eval.ann import ann_search, recall_at_k, truncated_metrics

@@ -57,7 +57,8 @@ def engine_config(cfg: ClassificationConfig) -> Config:
         "loss": {"id": {"name": loss_name, "scheme": scheme, "normalize": cfg.scheme.normalize or cfg.normalize, "params": cfg.scheme.params},
                  "metric": {"name": "none"}},
         "optim": {"name": "sgd", "lr": cfg.lr, "momentum": cfg.momentum, "nesterov": True,
-                  "weight_decay": cfg.weight_decay},
+                  # torch's per-tensor SGD, as when the recorded studies ran (fused rounds differently)
+                  "weight_decay": cfg.weight_decay, "impl": "auto"},
         "sched": sched,
         "train": {"epochs": cfg.epochs, "device": "cpu", "grad_clip": None, "nan_policy": "stop"},
     })
