@@ -7,8 +7,10 @@ What is compared (same frames, same clips, same augmentation, same machine, same
   (its uint8 variant, :mod:`reid.data.uint8_frames`: augmented pixels, normalised later on the
   model's device). No sampler, no dataset object, no collate, no worker processes. The clips
   (which frames, which augmentation seed) are computed before the clock starts.
-* **loader, N workers**: ``DataLoader(TrainClipDataset, batch_sampler=PKSampler, collate_fn=
-  collate_clips, num_workers=N)`` producing exactly the same batches (uint8, pinned with
+* **loader, N workers**: the trainer's loader (:func:`reid.data.batch_slots.build_clip_loader`:
+  with workers, batches in reused shared buffers) over ``TrainClipDataset``, ``PKSampler``,
+  ``collate_clips``, ``num_workers=N``; **fresh** (N >= 1): a plain ``DataLoader`` with a new shared
+  segment per batch, the path before those buffers, producing exactly the same batches (uint8, pinned with
   ``--pin-memory``, the default when CUDA is available, as the trainer does).
 * reference rows, not baselines: ``raw float`` -- the same loop with the float transform
   (normalised on the CPU: the pipeline before uint8 frames), and ``normalise`` -- the cost of
@@ -58,6 +60,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from reid.benchmarks.one_draw import compare_strategies
+from reid.data.batch_slots import build_clip_loader
 from reid.data.datasets import TrainClipDataset, collate_clips, worker_init
 from reid.data.frames import read_frame
 from reid.data.sampling import CLIP_MODES, ClipSampler, PKSampler
@@ -176,11 +179,16 @@ def run_raw(ds: TrainClipDataset, plan, transform, setting: str = "raw") -> dict
             "cpu_ms_per_frame": cpu / frames_done * 1e3}
 
 
-def run_loader(ds: TrainClipDataset, sampler: PKSampler, plan, workers: int, pin_memory: bool = False) -> dict:
+def run_loader(ds: TrainClipDataset, sampler: PKSampler, plan, workers: int, pin_memory: bool = False,
+               slots: bool = True) -> dict:
+    """The training loader as the trainer builds it (``slots``: reused shared batch buffers with
+    workers, reid.data.batch_slots), or with ``slots=False`` a plain DataLoader (setting
+    ``fresh``: a new shared segment per batch, as before those buffers)."""
     epochs = sorted({e for e, _ in plan})
-    loader = DataLoader(ds, batch_sampler=sampler, collate_fn=collate_clips, num_workers=workers,
-                        worker_init_fn=worker_init if workers else None, persistent_workers=workers > 0,
-                        pin_memory=pin_memory)
+    kwargs = dict(collate_fn=collate_clips, num_workers=workers, worker_init_fn=worker_init if workers else None,
+                  persistent_workers=workers > 0, pin_memory=pin_memory)
+    loader = (build_clip_loader(ds, sampler, **kwargs) if slots
+              else DataLoader(ds, batch_sampler=sampler, **kwargs))
     warm = max(1, workers)
     frames_total = frames_steady = 0
     cpu0 = _cpu_seconds()
@@ -207,7 +215,7 @@ def run_loader(ds: TrainClipDataset, sampler: PKSampler, plan, workers: int, pin
     cpu = _cpu_seconds() - cpu0
     steady_s = t_end - (t_steady or t_start)
     return {
-        "setting": "loader",
+        "setting": "loader" if slots or not workers else "fresh",
         "workers": workers,
         "frames": frames_total,
         "seconds": t_end - t_start,
@@ -262,15 +270,17 @@ def main(argv: list[str] | None = None) -> int:
         # changes over time, and the best round is the one least disturbed by other processes.
         best: dict[str, dict] = {}
         best_ref: dict | None = None
-        paired: dict[int, list[float]] = {w: [] for w in worker_counts}
+        paired: dict[str, list[float]] = {}
         load_before = os.getloadavg()[0]
         for _ in tqdm(range(args.repeats), desc="rounds", leave=False):
             rounds = [run_raw(ds, plan, transform)] + [run_loader(ds, sampler, plan, w, pin) for w in worker_counts]
+            rounds += [run_loader(ds, sampler, plan, w, pin, slots=False) for w in worker_counts if w > 0]
             reference = run_raw(ds, plan, float_transform, setting="raw float")
             reference["ratio_to_raw"] = reference["fps"] / rounds[0]["fps"]
             best_ref = reference if best_ref is None or reference["fps"] > best_ref["fps"] else best_ref
-            for w, res in zip(worker_counts, rounds[1:]):
-                paired[w].append(res["fps"] / (rounds[0]["fps"] * max(1, w)))
+            for res in rounds[1:]:
+                paired.setdefault(f"{res['setting']}{res['workers']}", []).append(
+                    res["fps"] / (rounds[0]["fps"] * max(1, res["workers"])))
             for res in rounds:
                 key = f"{res['setting']}{res['workers']}"
                 history = best.get(key, {})
@@ -283,12 +293,12 @@ def main(argv: list[str] | None = None) -> int:
         raw = best["raw0"]
         raw_cpu = float(np.median(raw["cpu_rounds"]))
         results = [raw]
-        for w in worker_counts:
-            res = best[f"loader{w}"]
+        for key in [f"loader{w}" for w in worker_counts] + [f"fresh{w}" for w in worker_counts if w > 0]:
+            res, w = best[key], best[key]["workers"]
             # wall-clock ratio: median over rounds of loader / (N x raw) measured in the same round
-            res["ratio"] = float(np.median(paired[w]))
-            res["ratio_rounds"] = [round(r, 3) for r in paired[w]]
-            res["ratio_kind"] = "loader/raw" if w == 0 else f"loader/({w} x raw)"
+            res["ratio"] = float(np.median(paired[key]))
+            res["ratio_rounds"] = [round(r, 3) for r in paired[key]]
+            res["ratio_kind"] = f"{res['setting']}/raw" if w == 0 else f"{res['setting']}/({w} x raw)"
             # CPU ratio: raw CPU per frame / loader CPU per frame (main + workers); load-independent
             res["cpu_ratio"] = raw_cpu / float(np.median(res["cpu_rounds"]))
             results.append(res)
@@ -339,7 +349,7 @@ def format_table(report: dict) -> str:
                          f"  {'(1 process, no loader)':<24}{r['rounds']}")
         else:
             lines.append(
-                f"{'loader':<10}{r['workers']:>8}{r['fps']:>11.1f}{r['startup_s']:>11.2f}{r['ratio']:>8.2f}"
+                f"{r['setting']:<10}{r['workers']:>8}{r['fps']:>11.1f}{r['startup_s']:>11.2f}{r['ratio']:>8.2f}"
                 f"{float(np.median(r['cpu_rounds'])):>11.2f}{r['cpu_ratio']:>11.2f}  "
                 f"{r['ratio_kind']:<24}{r['rounds']}"
             )

@@ -108,10 +108,20 @@ class TrainClipDataset(Dataset):
         self._loader = FrameLoader(corrupt, reader)
         # shared memory: persistent DataLoader workers see set_epoch without being restarted
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+        self.batch_slots = None  # reused shared batch buffers, set by reid.data.batch_slots.SlotLoader
 
     @property
     def corrupt(self) -> str:
         return self._loader.policy.name
+
+    def batch_buffer_shape(self, batch_sampler) -> tuple[int, ...] | None:
+        """``[B, T, H, W, 3]`` of a uint8 batch from ``batch_sampler`` (a PK sampler: ``B = p k``);
+        None when frames are float or the batch size is not fixed."""
+        u8 = self.uint8_transform
+        p, k = getattr(batch_sampler, "p", None), getattr(batch_sampler, "k", None)
+        if u8 is None or p is None or k is None:
+            return None
+        return (int(p) * int(k), self.clip_sampler.length, u8.height, u8.width, 3)
 
     @property
     def epoch(self) -> int:
@@ -180,9 +190,13 @@ class TrainClipDataset(Dataset):
         lengths = {len(d[2]) for d in draws}
         if u8 is None or len(lengths) != 1:
             return [self._item(d) for d in draws]
-        # uint8: every clip written into its slot of one batch buffer, which collate_clips returns
-        buf = new_frame_buffer((len(draws), lengths.pop(), u8.height, u8.width, 3),
-                               shared=get_worker_info() is not None)
+        # uint8: every clip written into its slot of one batch buffer, which collate_clips returns;
+        # in a worker, a reused shared buffer when the loader assigned one (reid.data.batch_slots)
+        shape = (len(draws), lengths.pop(), u8.height, u8.width, 3)
+        slots = self.batch_slots if get_worker_info() is not None else None
+        buf = None if slots is None else slots.buffer_for(getattr(indices, "slot", -1), shape)
+        if buf is None:
+            buf = new_frame_buffer(shape, shared=get_worker_info() is not None)
         return [self._item(d, out=buf[b]) for b, d in enumerate(draws)]
 
 

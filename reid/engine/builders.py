@@ -67,6 +67,7 @@ def build_train_loader(dataset, sampler, epoch: int, seed: int, rank: int = 0, n
     """The DataLoader of one training epoch. The sampler and the dataset are moved to ``epoch``;
     worker base seeds come from a generator seeded by ``(seed, epoch, rank)`` only, never from
     how the run got here, so a resumed run sees exactly the batches of an uninterrupted one."""
+    from reid.data.batch_slots import build_clip_loader
     from reid.data.datasets import collate_clips, worker_init
 
     sampler.set_epoch(epoch)
@@ -74,16 +75,10 @@ def build_train_loader(dataset, sampler, epoch: int, seed: int, rank: int = 0, n
         dataset.set_epoch(epoch)
     generator = torch.Generator()
     generator.manual_seed(int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0]))
-    return torch.utils.data.DataLoader(
-        dataset,
-        batch_sampler=sampler,
-        collate_fn=collate_clips,
-        num_workers=num_workers,
-        worker_init_fn=worker_init,
-        generator=generator,
-        pin_memory=pin_memory,
-        persistent_workers=False,
-    )
+    # with workers, uint8 batches travel in shared buffers reused across batches (reid.data.batch_slots)
+    return build_clip_loader(dataset, sampler, num_workers=num_workers, collate_fn=collate_clips,
+                             worker_init_fn=worker_init, generator=generator, pin_memory=pin_memory,
+                             persistent_workers=False)
 
 
 def build_test_transform(cfg: DataConfig):
