@@ -121,7 +121,8 @@ class DataConfig(_Section):
     )
     p: StrictInt = Field(8, gt=0, description="identities per batch (PK sampling)")
     k: StrictInt = Field(4, gt=0, description="tracklets per identity per batch (PK sampling)")
-    num_workers: StrictInt = Field(0, ge=0, description="DataLoader worker processes (seeded per worker)")
+    num_workers: StrictInt = Field(0, ge=0, description="DataLoader worker processes (seeded per worker; uint8 "
+                                                        "batches in reused shared buffers, reid.data.batch_slots)")
 
 
 class IdLossConfig(_Section):
