@@ -30,17 +30,14 @@ import time
 
 import numpy as np
 
+from reid.benchmarks.eval_large import identity_layout, print_result, run
+
 SCALES = {"mars": (1980, 9330, 2048), "large": (10000, 100000, 256), "tiny": (300, 2000, 64)}
 
 
 def make_data(nq: int, ng: int, dim: int, seed: int = 0):
     rng = np.random.default_rng(seed)
-    num_ids = max(nq, ng // 4)
-    gp = rng.integers(0, num_ids, ng)
-    gc = rng.integers(1, 7, ng)
-    qp = rng.choice(np.unique(gp), nq, replace=nq > len(np.unique(gp)))
-    qc = rng.integers(1, 7, nq)
-    centers = rng.standard_normal((num_ids, dim), dtype=np.float32)
+    qp, qc, gp, gc, centers = identity_layout(rng, nq, ng, dim)
     gf = centers[gp] + 0.8 * rng.standard_normal((ng, dim), dtype=np.float32)
     qf = centers[qp] + 0.8 * rng.standard_normal((nq, dim), dtype=np.float32)
     return qf, gf, qp, qc, gp, gc
@@ -140,8 +137,6 @@ def main(argv: list[str] | None = None) -> int:
     large.add_argument("--workdir", default=None, help="folder for the temporary feature files")
     args = p.parse_args(argv)
     if args.gallery:
-        from reid.benchmarks.eval_large import print_result, run
-
         result = run(args)
         print(json.dumps(result)) if args.json else print_result(result)
         return 0

@@ -40,18 +40,26 @@ import numpy as np
 _GEN_ROWS = 1 << 16
 
 
-def write_data(folder: Path, nq: int, ng: int, dim: int, noise: float = 1.5, seed: int = 0) -> None:
-    """Identity-clustered features (centre + ``noise`` x N(0, 1), ~4 items per gallery identity;
-    at D = 256 and G = 1e6, 1.5 leaves a few impostors above a query's hardest positive, as
-    trained features do, where ``--scale``'s 0.8 leaves none) as
-    ``query.npy``, ``gallery.npy`` (written in blocks, never whole in memory) and ``ids.npz``."""
-    rng = np.random.default_rng(seed)
+def identity_layout(rng: np.random.Generator, nq: int, ng: int, dim: int):
+    """``(qp, qc, gp, gc, centers)``: ~4 gallery items per identity over 6 cameras, each query an
+    identity of the gallery, one ``N(0, 1)`` centre per identity (the benchmarks' features are
+    centre + noise)."""
     num_ids = max(nq, ng // 4)
     gp = rng.integers(0, num_ids, ng)
     gc = rng.integers(1, 7, ng)
     qp = rng.choice(np.unique(gp), nq, replace=nq > len(np.unique(gp)))
     qc = rng.integers(1, 7, nq)
     centers = rng.standard_normal((num_ids, dim), dtype=np.float32)
+    return qp, qc, gp, gc, centers
+
+
+def write_data(folder: Path, nq: int, ng: int, dim: int, noise: float = 1.5, seed: int = 0) -> None:
+    """Identity-clustered features (centre + ``noise`` x N(0, 1), ~4 items per gallery identity;
+    at D = 256 and G = 1e6, 1.5 leaves a few impostors above a query's hardest positive, as
+    trained features do, where ``--scale``'s 0.8 leaves none) as
+    ``query.npy``, ``gallery.npy`` (written in blocks, never whole in memory) and ``ids.npz``."""
+    rng = np.random.default_rng(seed)
+    qp, qc, gp, gc, centers = identity_layout(rng, nq, ng, dim)
     gallery = np.lib.format.open_memmap(folder / "gallery.npy", mode="w+", dtype=np.float32, shape=(ng, dim))
     for a in range(0, ng, _GEN_ROWS):
         b = min(a + _GEN_ROWS, ng)

@@ -32,12 +32,13 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from reid.benchmarks.gpu import DeviceClock
+from reid.benchmarks.loader import parse_hw
 from reid.data.frame_chunks import FrameChunks
 from reid.data.transforms import build_clip_transform
 from reid.data.uint8_frames import normalize_frames
@@ -65,14 +66,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def _hw(text: str, flag: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise SystemExit(f"{flag}: expected HxW such as 256x128, got {text!r}") from None
-    return h, w
-
-
 def _tracklets(args, tmp: Path | None) -> tuple[list, str]:
     from reid.data.build import build_data
 
@@ -80,7 +73,7 @@ def _tracklets(args, tmp: Path | None) -> tuple[list, str]:
     if root is None:
         from reid.data.synthetic import make_synthetic_mars
 
-        fh, fw = _hw(args.frame_size, "--frame-size")
+        fh, fw = parse_hw(args.frame_size, "--frame-size")
         root = str(make_synthetic_mars(tmp / "mars", ids_train=2, ids_test=args.ids, cameras=3, seed=0,
                                        height=fh, width=fw, progress=False))
     data = build_data(root, progress=False)
@@ -94,17 +87,7 @@ def _tracklets(args, tmp: Path | None) -> tuple[list, str]:
     return chosen, root if args.root else "synthetic (temporary)"
 
 
-class _Clock:
-    def __init__(self, device: torch.device) -> None:
-        self.cuda = device.type == "cuda"
-
-    def now(self) -> float:
-        if self.cuda:
-            torch.cuda.synchronize()
-        return time.perf_counter()
-
-
-def model_only(model, batches: list[torch.Tensor], clock: _Clock, autocast) -> float:
+def model_only(model, batches: list[torch.Tensor], clock: DeviceClock, autocast) -> float:
     """Seconds of ``encode_frames`` over pre-loaded, normalised device batches."""
     with torch.inference_mode():
         t0 = clock.now()
@@ -160,13 +143,13 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--repeats, --chunk and --frames must be >= 1 and --workers counts >= 0")
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
-    clock = _Clock(device)
+    clock = DeviceClock(device)
     if args.amp and device.type == "cuda":
         def autocast():
             return torch.autocast("cuda", dtype=torch.bfloat16)
     else:
         from contextlib import nullcontext as autocast
-    height, width = _hw(args.size, "--size")
+    height, width = parse_hw(args.size, "--size")
     tmp = Path(tempfile.mkdtemp(prefix="reid-extract-bench-")) if args.root is None else None
     try:
         tracklets, dataset = _tracklets(args, tmp)

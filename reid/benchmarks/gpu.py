@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _Clock:
+class DeviceClock:
     """Wall time of a block, the GPU synchronised at both ends so queued kernels are counted."""
 
     def __init__(self, device: torch.device) -> None:
@@ -163,7 +163,7 @@ def bench_train_mode(size: dict, device: torch.device, mode: str, out: Path, dat
         source = iter(trainer.train_loader(0))
         batches = [next(source) for _ in range(min(needed, trainer.iters_per_epoch))]
         del source
-        clock = _Clock(device)
+        clock = DeviceClock(device)
         times = []
         for i in range(needed):
             if i == size["warmup"]:
@@ -199,7 +199,7 @@ def bench_extract(model, data, size: dict, device: torch.device, amp: bool) -> d
     kwargs = {"device": device, "chunk": 128 if device.type == "cuda" else 32, "num_workers": size["num_workers"],
               "progress": False, "amp": amp}
     extract_features(model, tracklets[:4], transform, **kwargs)  # warm-up: workers, cudnn
-    clock = _Clock(device)
+    clock = DeviceClock(device)
     _reset_peak(device)
     t0 = clock.now()
     extract_features(model, tracklets, transform, **kwargs)

@@ -110,7 +110,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def _hw(text: str, flag: str) -> tuple[int, int]:
+def parse_hw(text: str, flag: str) -> tuple[int, int]:
+    """``"256x128"`` -> ``(256, 128)``; a malformed value exits naming ``flag``."""
     try:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -249,8 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--repeats and --batches must be >= 1, got {args.repeats} and {args.batches}")
     if any(w < 0 for w in worker_counts):
         raise SystemExit(f"--workers: counts must be >= 0, got {args.workers!r}")
-    height, width = _hw(args.size, "--size")
-    frame_hw = _hw(args.frame_size, "--frame-size")
+    height, width = parse_hw(args.size, "--size")
+    frame_hw = parse_hw(args.frame_size, "--frame-size")
     # the baseline is one single-threaded process: keep the main process to one thread too
     torch.set_num_threads(1)
     cv2.setNumThreads(1)

@@ -153,7 +153,9 @@ class VideoReIDModel(nn.Module):
             raise ValueError(f"forward expects frames [B, T, 3, H, W], got {tuple(frames.shape)}")
         b, t = frames.shape[:2]
         mask = self._check_mask(mask, frames.shape[:2], frames.device)
-        valid = self.encode_frames(frames[mask])  # [N_valid, D]
+        # every frame real (always so for fixed-length clips): a view, not a copy of the batch
+        real = frames.flatten(0, 1) if bool(mask.all()) else frames[mask]
+        valid = self.encode_frames(real)  # [N_valid, D]
         frame_feats = valid.new_zeros(b, t, valid.shape[-1])
         frame_feats[mask] = valid
         return self.aggregate(frame_feats, mask, labels=labels)
