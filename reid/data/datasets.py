@@ -55,18 +55,7 @@ from reid.data.frame_loader import FrameLoader, check_tracklets
 from reid.data.frames import read_frame
 from reid.data.sampling import ClipSampler, TestClipSampler
 from reid.data.tracklet import Tracklet
-from reid.data.uint8_frames import as_chw, new_frame_buffer, uint8_variant
-
-
-def _uint8_transform(transform: Callable, uint8: bool | None, who: str):
-    """The uint8 variant of ``transform`` (``uint8=None``: when it has one), or None for the float path."""
-    if uint8 is False:
-        return None
-    variant = uint8_variant(transform)
-    if variant is None and uint8:
-        raise ValueError(f"{who}: uint8=True needs a reid.data.transforms.ClipTransform normalised with the "
-                         f"ImageNet mean/std (reid.data.uint8_frames.DEVICE_MEAN/DEVICE_STD), got {transform!r}")
-    return variant
+from reid.data.uint8_frames import as_chw, new_frame_buffer, resolve_uint8
 
 
 class TrainClipDataset(Dataset):
@@ -103,7 +92,7 @@ class TrainClipDataset(Dataset):
         self.tracklets = check_tracklets(tracklets, "TrainClipDataset", need_labels=True)
         self.clip_sampler = clip_sampler
         self.transform = transform
-        self.uint8_transform = _uint8_transform(transform, uint8, "TrainClipDataset")
+        self.uint8_transform = resolve_uint8(transform, uint8, "TrainClipDataset")
         self.seed = int(seed)
         self._loader = FrameLoader(corrupt, reader)
         # shared memory: persistent DataLoader workers see set_epoch without being restarted
@@ -156,13 +145,7 @@ class TrainClipDataset(Dataset):
         t = self.tracklets[index]
         frames = self._loader.frames(t, idx)
         u8 = self.uint8_transform
-        if u8 is None:
-            clip = self.transform(frames, rng=rng)
-        else:
-            if out is None:
-                out = new_frame_buffer((len(frames), u8.height, u8.width, 3), shared=False)
-            u8.fill(frames, out.numpy(), rng=rng)
-            clip = as_chw(out)
+        clip = self.transform(frames, rng=rng) if u8 is None else u8(frames, rng=rng, out=out)
         return {
             "frames": clip,
             "mask": torch.from_numpy(mask),
@@ -224,7 +207,7 @@ class TestTrackletDataset(Dataset):
     ) -> None:
         self.tracklets = check_tracklets(tracklets, "TestTrackletDataset", need_labels=False)
         self.transform = transform
-        self.uint8_transform = _uint8_transform(transform, uint8, "TestTrackletDataset")
+        self.uint8_transform = resolve_uint8(transform, uint8, "TestTrackletDataset")
         self.clip_sampler = TestClipSampler(mode, length)
         self._loader = FrameLoader(corrupt, reader)
 
@@ -243,12 +226,7 @@ class TestTrackletDataset(Dataset):
         idx, mask = self.clip_sampler.sample(len(t.frames))
         frames = self._loader.frames(t, idx)
         u8 = self.uint8_transform
-        if u8 is None:
-            clip = self.transform(frames)
-        else:
-            out = new_frame_buffer((len(frames), u8.height, u8.width, 3), shared=get_worker_info() is not None)
-            u8.fill(frames, out.numpy())
-            clip = as_chw(out)
+        clip = self.transform(frames) if u8 is None else u8(frames, shared=get_worker_info() is not None)
         return {
             "frames": clip,
             "mask": torch.from_numpy(mask),

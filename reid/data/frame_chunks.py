@@ -27,7 +27,7 @@ from reid.data.frame_loader import FrameLoader, check_tracklets
 from reid.data.frames import read_frame
 from reid.data.sampling import TestClipSampler
 from reid.data.tracklet import Tracklet
-from reid.data.uint8_frames import as_chw, new_frame_buffer, uint8_variant
+from reid.data.uint8_frames import as_chw, new_frame_buffer, resolve_uint8
 
 
 class FrameChunks(Dataset):
@@ -55,9 +55,7 @@ class FrameChunks(Dataset):
             raise ValueError(f"FrameChunks: chunk must be >= 1, got {chunk}")
         self.tracklets = check_tracklets(tracklets, "FrameChunks", need_labels=False)
         self.transform, self.chunk = transform, int(chunk)
-        self.uint8_transform = uint8_variant(transform) if uint8 is not False else None
-        if uint8 and self.uint8_transform is None:
-            raise ValueError(f"FrameChunks: uint8=True needs a ClipTransform with the ImageNet mean/std, got {transform!r}")
+        self.uint8_transform = resolve_uint8(transform, uint8, "FrameChunks")
         sampler = TestClipSampler("evenly", max_frames) if max_frames else TestClipSampler("all")
         self.selected: list[np.ndarray] = []
         for t in self.tracklets:

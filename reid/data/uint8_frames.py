@@ -151,10 +151,27 @@ class Uint8ClipTransform(ClipTransform):
         for i in range(1, len(frames)):
             out[i] = res[f"image{i}"]
 
-    def __call__(self, frames: Sequence[np.ndarray], rng: np.random.Generator | None = None) -> torch.Tensor:
-        buf = torch.empty((len(frames), self.height, self.width, 3), dtype=torch.uint8)
-        self.fill(frames, buf.numpy(), rng)
-        return as_chw(buf)
+    def __call__(self, frames: Sequence[np.ndarray], rng: np.random.Generator | None = None, *,
+                 out: torch.Tensor | None = None, shared: bool = False) -> torch.Tensor:
+        """The clip written into ``out`` (``[T, H, W, 3]``), or into a new buffer (in shared
+        memory when ``shared``), returned as the ``[T, 3, H, W]`` view."""
+        if out is None:
+            out = new_frame_buffer((len(frames), self.height, self.width, 3), shared=shared)
+        self.fill(frames, out.numpy(), rng)
+        return as_chw(out)
+
+
+def resolve_uint8(transform, uint8: bool | None, who: str) -> Uint8ClipTransform | None:
+    """A dataset's ``uint8=`` argument: the uint8 variant of ``transform`` (``None``: when it has
+    one; ``True``: it must have one, else a ValueError naming ``who``), or None for the float path
+    (``False``, or no variant)."""
+    if uint8 is False:
+        return None
+    variant = uint8_variant(transform)
+    if variant is None and uint8:
+        raise ValueError(f"{who}: uint8=True needs a reid.data.transforms.ClipTransform normalised with the "
+                         f"ImageNet mean/std (reid.data.uint8_frames.DEVICE_MEAN/DEVICE_STD), got {transform!r}")
+    return variant
 
 
 def uint8_variant(transform) -> Uint8ClipTransform | None:
@@ -177,5 +194,6 @@ __all__ = [
     "as_chw",
     "new_frame_buffer",
     "normalize_frames",
+    "resolve_uint8",
     "uint8_variant",
 ]

@@ -31,8 +31,7 @@ def impl_kwargs(cfg: OptimConfig) -> dict:
     ``fused`` (the default since issue 14): one kernel per parameter doing the whole update;
     measured on 2 CPU cores (ResNet-18, 11.2 M parameters) Adam's step took ~1/3 of the loop's
     time; it rounds differently from the loop (parameters differ by ~1e-5 after 5 steps)."""
-    impl = getattr(cfg, "impl", "auto")  # configs of other callers may predate the key
-    return {"auto": {}, "loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}[impl]
+    return {"auto": {}, "loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}[cfg.impl]
 
 
 @OPTIMIZERS.register("adam")
